@@ -1,0 +1,92 @@
+"""The hyperparameter bundles that define a dense training run (the trunk)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from foundations.errors import UserError
+from foundations.hparams import Hparams, hparam
+from foundations.step import check_step_list_syntax, check_step_syntax
+
+
+def check_fraction(value: Optional[float], flag: str, allow_zero: bool = True) -> None:
+    """Fractions live in [0, 1) (or (0, 1) when zero would be meaningless)."""
+    if value is None:
+        return
+    low_ok = value >= 0 if allow_zero else value > 0
+    if not (low_ok and value < 1):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise UserError(f"--{flag}={value} is outside {interval}: give a fraction such as 0.2")
+
+
+@dataclass
+class DatasetHparams(Hparams):
+    _name = "Dataset Hyperparameters"
+    _description = "Which data, in which batches, with which transformations."
+
+    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet")
+    batch_size: int = hparam(help="examples per training step")
+    do_not_augment: bool = hparam(False, "turn off the dataset's training augmentation")
+    transformation_seed: Optional[int] = hparam(
+        None, "seed for augmentation, subsampling and random labels (default: derived from the replicate)")
+    subsample_fraction: Optional[float] = hparam(None, "train on this fraction of the training set (seeded)")
+    random_labels_fraction: Optional[float] = hparam(
+        None, "replace this fraction of training labels with random ones (seeded)")
+
+    def validate(self) -> None:
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise UserError(f"--batch_size={self.batch_size} must be a positive integer")
+        check_fraction(self.subsample_fraction, "subsample_fraction", allow_zero=False)
+        check_fraction(self.random_labels_fraction, "random_labels_fraction")
+
+
+@dataclass
+class ModelHparams(Hparams):
+    _name = "Model Hyperparameters"
+    _description = "The architecture and its initialization."
+
+    model_name: str = hparam(help="e.g. fashionmnist_lenet_300_100, cifar_resnet_20, cifar_vgg_16, imagenet_resnet_50")
+    model_init: str = hparam("kaiming_normal", "kaiming_normal | kaiming_uniform | orthogonal | standard_normal | binary")
+    batchnorm_init: str = hparam("uniform", "uniform | fixed")
+    batchnorm_frozen: bool = hparam(False, "do not train batchnorm weights and biases")
+    output_frozen: bool = hparam(False, "do not train the output layer")
+    init_seed: Optional[int] = hparam(None, "seed for the initial weights (default: derived from the replicate)")
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class TrainingHparams(Hparams):
+    _name = "Training Hyperparameters"
+    _description = "The optimizer, its schedule, and what is saved along the way."
+
+    optimizer_name: str = hparam(help="sgd | adam | adamw", choices=OPTIMIZERS)
+    lr: float = hparam(help="learning rate")
+    training_steps: str = hparam(help="length of training, e.g. 160ep, 500it, 2ep10it")
+    momentum: float = hparam(0.0, "SGD momentum")
+    nesterov: bool = hparam(False, "Nesterov momentum (SGD)")
+    milestone_steps: Optional[str] = hparam(None, "steps where the learning rate is multiplied by gamma, e.g. 80ep,120ep")
+    gamma: Optional[float] = hparam(None, "learning-rate factor at each milestone")
+    warmup_steps: Optional[str] = hparam(None, "linear learning-rate warmup from 0 over this many steps")
+    weight_decay: Optional[float] = hparam(None, "L2 weight decay (decoupled for adamw)")
+    data_order_seed: Optional[int] = hparam(None, "seed for the order of examples (default: derived from the replicate)")
+    weight_save_steps: Optional[str] = hparam(None, "extra steps at which to save the weights, e.g. 1000it,2ep")
+    eval_every: Optional[str] = hparam(None, "evaluate on the test set this often (default: every epoch)")
+    precision: str = hparam("fp32", "fp32 | bf16 (bf16 autocast, CUDA only)", choices=PRECISIONS)
+
+    def validate(self) -> None:
+        if self.training_steps is not None:
+            check_step_syntax(self.training_steps, "training_steps")
+        for flag in ("warmup_steps", "eval_every"):
+            if getattr(self, flag) is not None:
+                check_step_syntax(getattr(self, flag), flag)
+        for flag in ("milestone_steps", "weight_save_steps"):
+            if getattr(self, flag) is not None:
+                check_step_list_syntax(getattr(self, flag), flag)
+        if self.milestone_steps and self.gamma is None:
+            raise UserError("--milestone_steps needs --gamma (the factor applied at each milestone)")
+        if self.lr is not None and self.lr <= 0:
+            raise UserError(f"--lr={self.lr} must be positive")

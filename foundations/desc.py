@@ -1,0 +1,104 @@
+"""A run's description: its hparam bundles, its hash, and where it lives.
+
+The hash is a digest of the canonical strings of the bundles (fields equal to their default are
+left out), so adding a default-off field later keeps every existing hash and therefore every
+existing run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from foundations.bundles import DatasetHparams, ModelHparams, TrainingHparams
+from foundations.errors import UserError
+from foundations.hparams import Hparams
+from foundations.seeds import derive_seed
+from platforms.storage import read_json, write_json, write_text
+
+SCHEMA_VERSION = 1
+PACKAGE_VERSION = "0.1.0"
+
+
+def hash_bundles(bundles: dict[str, Hparams], extra: str = "") -> str:
+    """Digest of the bundles' canonical strings (in key order) plus `extra` (e.g. a parent hash)."""
+    text = ";".join(f"{key}={bundles[key].canonical()}" for key in sorted(bundles)) + extra
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass
+class TrainDesc:
+    """The trunk: dense training of one model on one dataset."""
+
+    dataset: DatasetHparams
+    model: ModelHparams
+    training: TrainingHparams
+
+    def bundles(self) -> dict[str, Hparams]:
+        return {"dataset": self.dataset, "model": self.model, "training": self.training}
+
+    @property
+    def hash(self) -> str:
+        return hash_bundles(self.bundles())
+
+    def run_path(self, root: Path, replicate: int) -> Path:
+        return Path(root) / f"train_{self.hash}" / f"replicate_{replicate}" / "main"
+
+    def seeds(self, replicate: int) -> dict[str, int]:
+        """The seeds this run uses: explicit hparams win, otherwise derived from the replicate."""
+        def pick(explicit: Optional[int], purpose: str) -> int:
+            return explicit if explicit is not None else derive_seed(replicate, purpose)
+        return {
+            "init": pick(self.model.init_seed, "init"),
+            "data_order": pick(self.training.data_order_seed, "data_order"),
+            "transformation": pick(self.dataset.transformation_seed, "transformation"),
+        }
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "TrainDesc":
+        return cls(DatasetHparams.from_dict(stored["dataset"]), ModelHparams.from_dict(stored["model"]),
+                   TrainingHparams.from_dict(stored["training"]))
+
+
+def write_hparams(run_dir: Path, bundles: dict[str, Hparams], *, kind: str, replicate: int,
+                  seeds: dict[str, int], parent_hash: Optional[str] = None, run_hash: str) -> None:
+    """Write hparams.json (every field) and hparams.log (readable), or check an existing one.
+
+    A run dir whose stored hparams differ from the command's is an error, never an overwrite.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "hparams.json"
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "package_version": PACKAGE_VERSION,
+        "kind": kind,
+        "hash": run_hash,
+        "parent_hash": parent_hash,
+        "replicate": replicate,
+        "seeds": seeds,
+        "hparams": {key: bundle.to_dict() for key, bundle in bundles.items()},
+    }
+    if path.exists():
+        check_stored_hparams(path, bundles)
+        return
+    write_json(record, path)
+    log = [f"{kind} run {run_hash} (replicate {replicate}, parent {parent_hash or '-'})",
+           f"seeds: {seeds}", "fields marked * differ from their defaults", ""]
+    log += [bundle.display() for bundle in bundles.values()]
+    write_text("\n".join(log) + "\n", run_dir / "hparams.log")
+
+
+def check_stored_hparams(path: Path, bundles: dict[str, Hparams]) -> None:
+    try:
+        stored = read_json(path)["hparams"]
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"{path} is unreadable ({error}); move the run dir aside to start it again")
+    for key, bundle in bundles.items():
+        if key not in stored:
+            raise UserError(f"{path} has no '{key}' hparams: this directory belongs to a different kind of run")
+        stored_bundle = type(bundle).from_dict(stored[key])
+        if stored_bundle.canonical() != bundle.canonical():
+            raise UserError(f"{path} was written with different hparams ({stored_bundle.canonical()} vs "
+                            f"{bundle.canonical()}); refusing to overwrite it: use another --root or move it aside")

@@ -1,0 +1,81 @@
+"""Where files live and where work runs.
+
+The local platform is a single process on one device. The rank/world-size/barrier hooks are the
+seam through which a distributed platform (torchrun) plugs in: only the primary process writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from foundations.errors import UserError
+
+
+def _default_root() -> str:
+    return os.environ.get("OPEN_PRUNE_ROOT", str(Path.home() / "open_prune_data"))
+
+
+def _default_dataset_root() -> str:
+    return os.environ.get("OPEN_PRUNE_DATASETS", str(Path.home() / "open_prune_datasets"))
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Platform:
+    root: Path
+    dataset_root: Path
+    device: torch.device
+    num_workers: int = 0
+    download: bool = False
+    quiet: bool = False
+
+    # ---- distribution hooks (single process for now) --------------------------------------
+    @property
+    def rank(self) -> int:
+        return 0
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def is_primary(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process; nothing to wait for in a single process."""
+
+    # ---- command line ---------------------------------------------------------------------
+    @staticmethod
+    def add_args(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("Platform", "Where files live and where work runs (not hashed).")
+        group.add_argument("--root", default=_default_root(), metavar="DIR",
+                           help="where runs are written (default: $OPEN_PRUNE_ROOT or ~/open_prune_data)")
+        group.add_argument("--dataset_root", default=_default_dataset_root(), metavar="DIR",
+                           help="where datasets are read (default: $OPEN_PRUNE_DATASETS or ~/open_prune_datasets)")
+        group.add_argument("--device", default=_default_device(), metavar="DEVICE",
+                           help=f"torch device (default: {_default_device()})")
+        group.add_argument("--num_workers", type=int, default=0, metavar="N",
+                           help="DataLoader workers for on-disk datasets (default: 0)")
+        group.add_argument("--download", action="store_true",
+                           help="download a missing dataset (never done otherwise)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Platform":
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device={args.device} but CUDA is not available here: use --device=cpu")
+        return cls(root=Path(args.root).expanduser(), dataset_root=Path(args.dataset_root).expanduser(),
+                   device=device, num_workers=args.num_workers, download=args.download,
+                   quiet=getattr(args, "quiet", False))
