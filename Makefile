@@ -1,0 +1,37 @@
+# `make demo` and `make test` create .venv when missing and install open_prune into it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEBIAN_FASHION_MNIST := /usr/share/datasets/fashion-mnist
+DEMO_ROOT ?= $(HOME)/open_prune_data
+
+.PHONY: venv dataset demo test benchmarks clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Fashion-MNIST, the embedded default dataset: Debian's package when we may install it.
+dataset:
+	@if [ -f $(DEBIAN_FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's dataset-fashion-mnist ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or pass --download to open_prune.py"; \
+	fi
+
+demo: venv dataset
+	$(PY) open_prune.py train --default_hparams=fashionmnist_lenet_300_100 --root=$(DEMO_ROOT)
+
+test: venv dataset
+	$(PY) -m pytest -q
+
+benchmarks: venv dataset
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

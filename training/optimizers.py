@@ -1,0 +1,48 @@
+"""Optimizers and the learning-rate schedule, both built from TrainingHparams."""
+
+from __future__ import annotations
+
+import bisect
+
+import torch
+
+from foundations.bundles import TrainingHparams
+from foundations.step import Step
+
+
+def build_optimizer(h: TrainingHparams, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD/Adam/AdamW over the trainable parameters, with the foreach kernels."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = h.weight_decay or 0.0
+    if h.optimizer_name == "sgd":
+        return torch.optim.SGD(params, lr=h.lr, momentum=h.momentum, nesterov=h.nesterov,
+                               weight_decay=decay, foreach=True)
+    if h.optimizer_name == "adam":
+        return torch.optim.Adam(params, lr=h.lr, weight_decay=decay, foreach=True)
+    if h.optimizer_name == "adamw":
+        return torch.optim.AdamW(params, lr=h.lr, weight_decay=decay, foreach=True)
+    raise ValueError(f"unknown optimizer {h.optimizer_name}")  # unreachable: the hparam has choices
+
+
+class LRSchedule:
+    """The learning rate as a pure function of the iteration: linear warmup from 0, then a factor
+    of gamma at each milestone. Being a function of the iteration alone, it needs no state to
+    resume."""
+
+    def __init__(self, h: TrainingHparams, iterations_per_epoch: int):
+        self.base_lr = h.lr
+        self.gamma = h.gamma if h.gamma is not None else 1.0
+        self.milestones = sorted(s.iteration for s in Step.parse_list(h.milestone_steps, iterations_per_epoch,
+                                                                      "milestone_steps"))
+        self.warmup = Step.parse(h.warmup_steps, iterations_per_epoch).iteration if h.warmup_steps else 0
+
+    def __call__(self, iteration: int) -> float:
+        lr = self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, iteration)
+        if iteration < self.warmup:
+            lr *= iteration / self.warmup
+        return lr
+
+    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> None:
+        lr = self(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
