@@ -1,0 +1,88 @@
+"""A loader over a dataset held whole on the device as uint8 tensors.
+
+Batches are cut by indexing on the device, augmented there, and normalized there; an epoch costs one
+small host-to-device copy (its order and augmentation parameters) and no host sync per batch.
+"""
+
+from collections.abc import Iterator
+
+import torch
+
+from datasets.augment import draw_pad_crop_flip, pad_crop_flip
+from datasets.selection import per_class_indices
+from datasets.seeds import epoch_order
+
+
+class InMemoryLoader:
+    """Batches of (normalized float32 images, int64 labels) from uint8 images resident on a device.
+
+    augment_padding: None for no augmentation, else pad-crop by that many pixels plus a random
+    horizontal flip, seeded from (transformation_seed, epoch) and the batch's position in the epoch.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        num_classes: int,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        transformation_seed: int,
+        augment_padding: int | None = None,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
+            raise ValueError(f"expected uint8 (N, C, H, W) images and (N,) labels, got {images.shape}, {labels.shape}")
+        self.images = images
+        self.labels = labels
+        self.num_examples = images.shape[0]
+        self.batch_size = batch_size
+        self.num_classes = num_classes
+        self.transformation_seed = transformation_seed
+        self.augment_padding = augment_padding
+        shape = (1, len(mean), 1, 1)
+        self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
+        self._std = torch.tensor(std, dtype=torch.float32, device=images.device).view(shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def __len__(self) -> int:
+        return -(-self.num_examples // self.batch_size)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels → float32 (x / 255 - mean) / std, per channel."""
+        return images.float().div_(255).sub_(self._mean).div_(self._std)
+
+    def batches(self, epoch: int, start: int = 0, order_seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches start..len-1 of `epoch`; see the package docstring for the ordering and seeding rules."""
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start={start} is outside [0, {len(self)}]")
+        order = epoch_order(self.num_examples, order_seed, epoch)
+        if order is not None:
+            order = order.to(self.device)
+        params = None
+        if self.augment_padding is not None:
+            params = draw_pad_crop_flip(self.num_examples, self.augment_padding, self.transformation_seed, "augment", epoch)
+            params = params.to(self.device)
+        return self._iterate(start, order, params)
+
+    def _iterate(
+        self, start: int, order: torch.Tensor | None, params: torch.Tensor | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in range(start, len(self)):
+            lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, self.num_examples)
+            if order is None:
+                x, y = self.images[lo:hi], self.labels[lo:hi]
+            else:
+                x, y = self.images.index_select(0, order[lo:hi]), self.labels.index_select(0, order[lo:hi])
+            if params is not None:
+                x = pad_crop_flip(x, params[lo:hi], self.augment_padding)
+            yield self.normalize(x), y
+
+    def examples_per_class(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n seeded examples of every class, grouped by class, unaugmented and normalized, on the device."""
+        chosen = per_class_indices(self.labels, n, self.num_classes, seed).to(self.device)
+        return self.normalize(self.images.index_select(0, chosen)), self.labels.index_select(0, chosen)
