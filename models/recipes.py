@@ -1,0 +1,49 @@
+"""The published training recipes (those OpenLTH ships), as per-bundle field overrides.
+
+Each recipe is `{'dataset': {...}, 'model': {...}, 'training': {...}, 'pruning': {...}}`, holding
+only the fields that differ from their "off" defaults; `--default_hparams=<model name>` fills
+them in and any flag overrides them. All families start from Kaiming-normal weights and
+U[0, 1) batchnorm scales. Only LeNet and VGG keep their output-layer weight out of pruning; the
+ResNet recipes prune every conv and linear weight.
+"""
+
+from __future__ import annotations
+
+_IGNORE_OUTPUT = {"prune_layers_to_ignore": "fc.weight"}
+
+
+def _bundles(model_name: str, dataset_name: str, batch_size: int, training: dict,
+             pruning: dict) -> dict:
+    return {
+        "dataset": {"dataset_name": dataset_name, "batch_size": batch_size},
+        "model": {"model_name": model_name, "model_init": "kaiming_normal", "batchnorm_init": "uniform"},
+        "training": {"optimizer_name": "sgd", **training},
+        "pruning": dict(pruning),
+    }
+
+
+def lenet(model_name: str, dataset_name: str) -> dict:
+    """Plain SGD at 0.1, batch 128, 40 epochs."""
+    training = {"lr": 0.1, "training_steps": "40ep"}
+    return _bundles(model_name, dataset_name, 128, training, _IGNORE_OUTPUT)
+
+
+def cifar(model_name: str, ignore_output: bool) -> dict:
+    """CIFAR-10 ResNet/VGG: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 160 epochs, x0.1 at 80 and 120."""
+    training = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "training_steps": "160ep",
+                "milestone_steps": "80ep,120ep", "gamma": 0.1}
+    return _bundles(model_name, "cifar10", 128, training, _IGNORE_OUTPUT if ignore_output else {})
+
+
+def imagenet(model_name: str) -> dict:
+    """ImageNet ResNet: batch 1024 at lr 0.4 (scale both linearly), 5-epoch warmup, 90 epochs."""
+    training = {"lr": 0.4, "momentum": 0.9, "weight_decay": 1e-4, "training_steps": "90ep",
+                "milestone_steps": "30ep,60ep,80ep", "gamma": 0.1, "warmup_steps": "5ep"}
+    return _bundles(model_name, "imagenet", 1024, training, {})
+
+
+def tinyimagenet(model_name: str) -> dict:
+    """TinyImageNet ResNet: batch 256 at lr 0.2, 5-epoch warmup, 200 epochs, x0.1 at 100 and 150."""
+    training = {"lr": 0.2, "momentum": 0.9, "weight_decay": 1e-4, "training_steps": "200ep",
+                "milestone_steps": "100ep,150ep", "gamma": 0.1, "warmup_steps": "5ep"}
+    return _bundles(model_name, "tinyimagenet", 256, training, {})

@@ -1,0 +1,104 @@
+"""Model names -> models: finds every family in models/ and builds seeded, initialized models.
+
+A family is any module in this package with a module-level `FAMILY` (a `ModelFamily`); nothing
+here lists them, so adding a model is adding one file.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from typing import Any, Protocol
+
+import torch
+
+import models
+from foundations.errors import UserError
+from models import initializers
+from models.base import InputShape, Model, ModelFamily
+
+
+class ModelHparamsLike(Protocol):
+    model_name: str
+    model_init: str
+    batchnorm_init: str
+    batchnorm_frozen: bool
+    output_frozen: bool
+
+
+@functools.cache
+def families() -> tuple[ModelFamily, ...]:
+    """Every registered family, in module-name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{models.__name__}.{info.name}")
+        family = getattr(module, "FAMILY", None)
+        if isinstance(family, ModelFamily):
+            found.append(family)
+    return tuple(found)
+
+
+def name_patterns() -> list[str]:
+    """How valid model names look, one line per family (for help text and errors)."""
+    return [family.pattern for family in families()]
+
+
+def _lookup(model_name: str) -> tuple[ModelFamily, Any]:
+    for family in families():
+        spec = family.parse(model_name)
+        if spec is not None:
+            return family, spec
+    raise UserError(f"unknown --model_name={model_name!r}: use one of " + "; ".join(name_patterns()))
+
+
+def exists(model_name: str) -> bool:
+    try:
+        _lookup(model_name)
+    except UserError:
+        return False
+    return True
+
+
+def default_hparams(model_name: str) -> dict:
+    """The family's published recipe as {'dataset': {...}, 'model': {...}, 'training': {...},
+    'pruning': {...}} field overrides, with model_name set to `model_name`."""
+    family, spec = _lookup(model_name)
+    return family.default_hparams(model_name, spec)
+
+
+def _check_shape(input_shape: InputShape, num_classes: int) -> InputShape:
+    shape = tuple(int(size) for size in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (channels, height, width) of positive sizes, got {input_shape}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    return shape  # type: ignore[return-value]
+
+
+def _freeze(model: Model, batchnorm: bool, output: bool) -> None:
+    if batchnorm:
+        for module in model.modules():
+            if isinstance(module, initializers.BATCHNORM_TYPES):
+                for parameter in module.parameters(recurse=False):
+                    parameter.requires_grad_(False)
+    if output:
+        for parameter in model.get_submodule(model.output_module).parameters():
+            parameter.requires_grad_(False)
+
+
+def get(model_hparams: ModelHparamsLike, input_shape: InputShape, num_classes: int, seed: int) -> Model:
+    """Build the named model on the CPU with weights drawn from `seed` alone.
+
+    The caller's RNG state is untouched: the draw happens on a forked CPU generator, so the same
+    seed gives bitwise the same weights wherever and whenever it is called.
+    """
+    family, spec = _lookup(model_hparams.model_name)
+    initializers.check_names(model_hparams.model_init, model_hparams.batchnorm_init)
+    shape = _check_shape(input_shape, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        model = family.build(spec, shape, num_classes)
+        initializers.initialize(model, model_hparams.model_init, model_hparams.batchnorm_init)
+    _freeze(model, model_hparams.batchnorm_frozen, model_hparams.output_frozen)
+    return model
