@@ -271,7 +271,8 @@ def test_missing_dataset_names_the_directory_and_files(tmp_path, monkeypatch):
 
 def test_a_pickle_that_is_not_a_cifar_batch_is_refused(tmp_path):
     write_cifar(tmp_path, "cifar100", n_per_file=4)
-    (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps({"data": collections.OrderedDict()})  # a global outside the allowed few)
+    not_a_batch = {"data": collections.OrderedDict()}  # names a global outside the allowed few
+    (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps(not_a_batch))
     with pytest.raises(UserError, match="not a CIFAR batch.*OrderedDict"):
         datasets.get(hparams("cifar100"), False, root=tmp_path, device="cpu")
 
