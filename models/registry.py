@@ -70,7 +70,7 @@ def default_hparams(model_name: str) -> dict:
 def _check_shape(input_shape: InputShape, num_classes: int) -> InputShape:
     shape = tuple(int(size) for size in input_shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width) of positive sizes, got {input_shape}")
+        raise ValueError(f"input_shape must be (channels, height, width), all positive; got {input_shape}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     return shape  # type: ignore[return-value]

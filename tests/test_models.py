@@ -87,7 +87,8 @@ def test_cifar_vgg_16_count():
     assert count(get("cifar_vgg_16")) == 14_714_688 + 8_448 + 5_130 == 14_728_266
 
 
-@pytest.mark.parametrize("depth, tv_name", [(11, "vgg11_bn"), (13, "vgg13_bn"), (16, "vgg16_bn"), (19, "vgg19_bn")])
+@pytest.mark.parametrize("depth, tv_name",
+                         [(11, "vgg11_bn"), (13, "vgg13_bn"), (16, "vgg16_bn"), (19, "vgg19_bn")])
 def test_cifar_vgg_conv_stack_matches_torchvision(depth, tv_name):
     ours = on_meta(lambda: cifar_vgg.build(depth, CIFAR, 100))
     reference = on_meta(lambda: getattr(torchvision.models, tv_name)())
@@ -328,7 +329,8 @@ def test_published_recipes(name, expected):
 
 
 @pytest.mark.parametrize("name, dataset", [
-    ("lenet_300_100", "fashionmnist"), ("fashionmnist_lenet_300_100", "fashionmnist"), ("mnist_lenet", "mnist"),
+    ("lenet_300_100", "fashionmnist"), ("fashionmnist_lenet_300_100", "fashionmnist"),
+    ("mnist_lenet", "mnist"),
     ("cifar_lenet_10", "cifar10"), ("cifar10_lenet_10", "cifar10"), ("cifar100_lenet_10", "cifar100")])
 def test_lenet_prefix_picks_the_dataset(name, dataset):
     assert registry.default_hparams(name)["dataset"]["dataset_name"] == dataset
@@ -339,8 +341,8 @@ def test_ignored_layers_are_real_keys_and_recipes_are_fresh_dicts(name):
     recipe = registry.default_hparams(name)
     ignored = recipe["pruning"].get("prune_layers_to_ignore")
     if ignored:
-        module = registry._lookup(name)
-        model = on_meta(lambda: module[0].build(module[1], CIFAR, 10))
+        family, spec = registry._lookup(name)
+        model = on_meta(lambda: family.build(spec, CIFAR, 10))
         assert set(ignored.split(",")) <= set(model.prunable_layer_names)
     recipe["training"]["lr"] = -1.0  # callers may edit what they get
     assert registry.default_hparams(name)["training"]["lr"] > 0

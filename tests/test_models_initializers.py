@@ -1,0 +1,131 @@
+"""Initializers: each rule's distribution checked against its definition (scipy's KS test, exact
+values, orthogonality), plus zero biases and the two batchnorm rules."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from scipy import stats
+
+from foundations.errors import UserError
+from models import initializers, registry
+
+MNIST = (1, 28, 28)
+CIFAR = (3, 32, 32)
+ALL_INITS = list(initializers.WEIGHT_INITIALIZERS)
+
+
+def get(name, init="kaiming_normal", bn_init="uniform", shape=CIFAR, seed=0):
+    h = SimpleNamespace(model_name=name, model_init=init, batchnorm_init=bn_init,
+                        batchnorm_frozen=False, output_frozen=False)
+    return registry.get(h, shape, 10, seed)
+
+
+def kaiming_std(fan_in):
+    return math.sqrt(2.0 / fan_in)
+
+
+@pytest.fixture(scope="module")
+def lenet_weights():
+    """fc_layers.0 of a LeNet 784-300-100: 235,200 draws with fan_in 784, per initializer."""
+    return {init: get("mnist_lenet_300_100", init, shape=MNIST).fc_layers[0].weight.detach().double()
+            for init in ALL_INITS}
+
+
+def test_kaiming_normal_is_normal_with_fan_in_std(lenet_weights):
+    w = lenet_weights["kaiming_normal"].flatten()
+    std = kaiming_std(784)
+    assert w.std().item() == pytest.approx(std, rel=0.01)
+    assert abs(w.mean().item()) < 4 * std / math.sqrt(w.numel())
+    assert stats.kstest(w.numpy(), "norm", args=(0.0, std)).pvalue > 1e-3
+    assert stats.kstest(w.numpy(), "norm", args=(0.0, 1.1 * std)).pvalue < 1e-6  # the test has power
+
+
+def test_kaiming_normal_fan_in_of_a_conv_is_channels_times_kernel_area():
+    conv = get("cifar_resnet_20").blocks[8].conv2.weight.detach()  # (64, 64, 3, 3): fan_in 576
+    assert conv.std().item() == pytest.approx(kaiming_std(64 * 9), rel=0.02)
+
+
+def test_kaiming_uniform_bounds_and_shape(lenet_weights):
+    w = lenet_weights["kaiming_uniform"].flatten()
+    bound = math.sqrt(6.0 / 784)
+    assert w.abs().max().item() <= bound and w.abs().max().item() > 0.999 * bound
+    assert w.std().item() == pytest.approx(kaiming_std(784), rel=0.01)
+    assert stats.kstest(w.numpy(), "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+
+
+def test_orthogonal_rows_are_orthonormal(lenet_weights):
+    wide = lenet_weights["orthogonal"]  # (300, 784): 300 orthonormal rows
+    torch.testing.assert_close(wide @ wide.T, torch.eye(300, dtype=wide.dtype), atol=1e-5, rtol=0)
+    square = get("lenet_64_64", "orthogonal", shape=MNIST).fc_layers[1].weight.detach().double()
+    torch.testing.assert_close(square @ square.T, torch.eye(64, dtype=square.dtype), atol=1e-5, rtol=0)
+    torch.testing.assert_close(square.T @ square, torch.eye(64, dtype=square.dtype), atol=1e-5, rtol=0)
+    conv = get("cifar_resnet_8_4", "orthogonal").blocks[0].conv1.weight.detach().double().flatten(1)
+    torch.testing.assert_close(conv @ conv.T, torch.eye(4, dtype=conv.dtype), atol=1e-5, rtol=0)
+
+
+def test_standard_normal_ignores_fan_in(lenet_weights):
+    w = lenet_weights["standard_normal"].flatten()
+    assert w.std().item() == pytest.approx(1.0, rel=0.01)
+    assert stats.kstest(w.numpy(), "norm").pvalue > 1e-3
+    narrow = get("mnist_lenet_300_100", "standard_normal", shape=MNIST).fc_layers[1].weight  # fan_in 300
+    assert narrow.std().item() == pytest.approx(1.0, rel=0.03)
+
+
+def test_binary_is_plus_minus_the_kaiming_std_in_every_layer():
+    model = get("cifar_resnet_8_4", "binary")
+    for name in model.prunable_layer_names:
+        w = model.get_parameter(name).detach()
+        std = kaiming_std(w[0].numel())
+        values = torch.unique(w)
+        assert len(values) == 2, name
+        torch.testing.assert_close(values, torch.tensor([-std, std]), rtol=1e-6, atol=0)
+
+
+def test_binary_signs_are_balanced(lenet_weights):
+    w = lenet_weights["binary"]
+    assert (w > 0).double().mean().item() == pytest.approx(0.5, abs=0.005)
+
+
+@pytest.mark.parametrize("init", ALL_INITS)
+def test_biases_start_at_zero_and_seeds_reproduce(init):
+    model = get("mnist_lenet_20_10", init, shape=MNIST)
+    biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    assert len(biases) == 3 and all(not b.any() for b in biases)
+    again = get("mnist_lenet_20_10", init, shape=MNIST).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in model.state_dict().items())
+    other = get("mnist_lenet_20_10", init, shape=MNIST, seed=1).state_dict()
+    assert not torch.equal(model.fc.weight, other["fc.weight"])
+
+
+def test_conv_biases_start_at_zero():
+    model = get("cifar_vgg_11", "standard_normal")  # VGG convs carry biases
+    biases = [m.conv.bias for m in model.layers if hasattr(m, "conv")]
+    assert len(biases) == 8 and all(not b.any() for b in biases)
+    assert all(m.conv.weight.std() > 0.9 for m in model.layers if hasattr(m, "conv"))
+
+
+def test_batchnorm_uniform():
+    model = get("cifar_vgg_16", bn_init="uniform")  # 4,224 BN channels
+    scales = torch.cat([m.bn.weight.detach() for m in model.layers if hasattr(m, "bn")])
+    shifts = torch.cat([m.bn.bias.detach() for m in model.layers if hasattr(m, "bn")])
+    assert scales.numel() == 4224
+    assert scales.min() >= 0 and scales.max() < 1
+    assert stats.kstest(scales.double().numpy(), "uniform").pvalue > 1e-3
+    assert not shifts.any()
+
+
+def test_batchnorm_fixed():
+    model = get("cifar_resnet_8_2", bn_init="fixed")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 9
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any() for m in norms)
+
+
+def test_check_names_lists_the_choices():
+    with pytest.raises(UserError, match="orthogonal"):
+        initializers.check_names("he", "uniform")
+    with pytest.raises(UserError, match="fixed"):
+        initializers.check_names("kaiming_normal", "ones")
+    initializers.check_names("binary", "fixed")  # valid names pass
