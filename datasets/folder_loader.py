@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.datasets.folder import default_loader
 from torchvision.transforms import v2
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order, generator
@@ -32,7 +33,7 @@ class SeededImages(Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
         path, label = self.samples[index]
-        image = decode_image(path, mode=ImageReadMode.RGB)
+        image = pil_to_tensor(default_loader(path))  # RGB uint8 (3, H, W), whatever the file's mode
         if seed == _NO_SEED:
             return self.transform(image), label
         with torch.random.fork_rng(devices=[]):  # leaves the caller's CPU generator untouched
@@ -89,7 +90,9 @@ class FolderLoader:
 
     def _load(self, images: SeededImages, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         pin = self.device.type == "cuda"
-        loader = DataLoader(images, batch_sampler=plan, num_workers=self.num_workers, pin_memory=pin)
+        # A private generator: DataLoader draws its workers' base seed from it instead of the global one.
+        loader = DataLoader(images, batch_sampler=plan, num_workers=self.num_workers, pin_memory=pin,
+                            generator=torch.Generator())
         for x, y in loader:
             yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin)
 
