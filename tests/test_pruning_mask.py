@@ -5,7 +5,7 @@ import torch
 
 from foundations.errors import UserError
 from pruning import Mask
-from test_pruning_nets import TinyCNN, TinyMLP
+from tests.test_pruning_nets import TinyCNN, TinyMLP
 
 
 def hand_mask() -> Mask:

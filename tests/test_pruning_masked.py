@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch.nn.utils import prune as torch_prune
 
 from pruning import Mask, MaskedTraining, prune
-from test_pruning_nets import TinyCNN
+from tests.test_pruning_nets import TinyCNN
 
 OPTIMIZERS = {
     "sgd": lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-2),

@@ -4,7 +4,7 @@ import torch
 from foundations.errors import UserError
 from pruning import Mask, ScoringData, prune, prune_in_rounds
 from pruning.scores import magnitude_scores
-from test_pruning_nets import TinyCNN
+from tests.test_pruning_nets import TinyCNN
 
 
 def distinct_scores(mask: Mask, seed: int = 0) -> dict:

@@ -3,7 +3,7 @@ import torch
 
 from foundations.errors import UserError
 from pruning import Mask, prune_units
-from test_pruning_nets import TinyCNN, TinyMLP
+from tests.test_pruning_nets import TinyCNN, TinyMLP
 
 
 def mlp_with_rows(rows: list[list[float]]) -> TinyMLP:

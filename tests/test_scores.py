@@ -6,7 +6,7 @@ from torch import nn
 from foundations.errors import UserError
 from pruning import Mask, ScoringData, prune_in_rounds, scores
 from pruning.scores.grasp import TEMPERATURE
-from test_pruning_nets import TinyCNN, TinyMLP, labelled_data
+from tests.test_pruning_nets import TinyCNN, TinyMLP, labelled_data
 
 
 def partial_mask(model, seed: int = 0) -> Mask:
