@@ -23,14 +23,22 @@ SPARSITY_FILE = "sparsity.json"
 SHUFFLE_SCOPES = ("layerwise", "global")
 
 
+def count_true(tensors: list[torch.Tensor]) -> list[int]:
+    """The number of True entries of each tensor, gathered on one device with one host sync."""
+    if not tensors:
+        return []
+    device = tensors[0].device
+    return torch.stack([t.count_nonzero().to(device) for t in tensors]).tolist()
+
+
 class Mask:
     """An immutable-by-convention map from prunable weight names to bool tensors (True = kept)."""
 
     def __init__(self, tensors: Mapping[str, torch.Tensor]):
         for name, tensor in tensors.items():
             if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.bool:
-                raise ValueError(f"mask entry {name!r} must be a bool tensor, got {type(tensor).__name__}"
-                                 f"{'' if not isinstance(tensor, torch.Tensor) else ' of ' + str(tensor.dtype)}")
+                kind = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise ValueError(f"mask entry {name!r} must be a bool tensor, got {kind}")
         self._tensors = dict(tensors)
 
     @classmethod
@@ -40,7 +48,8 @@ class Mask:
         names = list(model.prunable_layer_names)
         missing = [name for name in names if name not in state]
         if missing:
-            raise ValueError(f"prunable_layer_names {missing} are not state_dict keys of {type(model).__name__}")
+            raise ValueError(f"prunable_layer_names {missing} are not state_dict keys of "
+                             f"{type(model).__name__}")
         return cls({name: torch.ones_like(state[name], dtype=torch.bool) for name in names})
 
     # ---- dict-like access -------------------------------------------------------------------
@@ -89,10 +98,8 @@ class Mask:
 
     def layer_counts(self) -> dict[str, dict[str, int]]:
         """{name: {"total": numel, "unpruned": kept}} for every layer, with one host sync."""
-        if not self._tensors:
-            return {}
-        kept = torch.stack([t.sum().to("cpu", non_blocking=True) for t in self._tensors.values()]).tolist()
-        return {name: {"total": t.numel(), "unpruned": int(k)} for (name, t), k in zip(self.items(), kept)}
+        kept = count_true(list(self._tensors.values()))
+        return {name: {"total": t.numel(), "unpruned": k} for (name, t), k in zip(self.items(), kept)}
 
     def report(self) -> dict:
         """What sparsity.json holds: overall counts, density, and per-layer counts."""

@@ -22,13 +22,14 @@ from pruning.validate import check_fraction, check_iterations, considered_layers
 
 def removed_after_round(fraction: float, iterations: int, round_number: int, alive: int) -> int:
     """How many of `alive` weights are gone after `round_number` of `iterations` rounds."""
-    done = fraction if round_number == iterations else 1.0 - (1.0 - fraction) ** (round_number / iterations)
-    return round(done * alive)
+    if round_number == iterations:
+        return round(fraction * alive)
+    return round((1.0 - (1.0 - fraction) ** (round_number / iterations)) * alive)
 
 
-def prune_in_rounds(model: nn.Module, strategy: Union[str, scores.Score], fraction: float, iterations: int = 1, *,
-                    data: Optional[scores.ScoringData] = None, mask: Optional[Mask] = None,
-                    scope: str = "global", highest: bool = False,
+def prune_in_rounds(model: nn.Module, strategy: Union[str, scores.Score], fraction: float,
+                    iterations: int = 1, *, data: Optional[scores.ScoringData] = None,
+                    mask: Optional[Mask] = None, scope: str = "global", highest: bool = False,
                     layers_to_ignore: Iterable[str] = ()) -> Mask:
     """Remove `fraction` of the weights still alive in `mask` (dense if None) over `iterations`
     rounds, rescoring `model` under the current mask each round. `model` is not changed."""
@@ -40,7 +41,8 @@ def prune_in_rounds(model: nn.Module, strategy: Union[str, scores.Score], fracti
     alive_at_start = alive_counts(dict(mask.items()), groups)
     removed = {group: 0 for group in groups}
     for round_number in range(1, iterations + 1):
-        target = {g: removed_after_round(fraction, iterations, round_number, n) for g, n in alive_at_start.items()}
+        target = {group: removed_after_round(fraction, iterations, round_number, alive)
+                  for group, alive in alive_at_start.items()}
         counts = {group: target[group] - removed[group] for group in groups}
         if any(counts.values()):
             mask = Mask(remove(score(model, mask, data), dict(mask.items()), counts, highest=highest))

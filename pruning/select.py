@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from pruning.mask import Mask
+from pruning.mask import Mask, count_true
 from pruning.validate import check_fraction, check_scope, considered_layers
 
 Group = tuple[str, ...]
@@ -29,9 +29,7 @@ def make_groups(names: list[str], scope: str) -> list[Group]:
 def alive_counts(alive: Mapping[str, torch.Tensor], groups: list[Group]) -> dict[Group, int]:
     """How many entries are still alive in each group (one host sync)."""
     names = [name for group in groups for name in group]
-    if not names:
-        return {group: 0 for group in groups}
-    per_layer = dict(zip(names, torch.stack([alive[n].sum().cpu() for n in names]).tolist()))
+    per_layer = dict(zip(names, count_true([alive[name] for name in names])))
     return {group: int(sum(per_layer[name] for name in group)) for group in groups}
 
 
@@ -52,7 +50,7 @@ def remove(scores: Mapping[str, torch.Tensor], alive: Mapping[str, torch.Tensor]
         flat_scores = torch.cat([scores[name].detach().reshape(-1).to(device) for name in group])
         candidates = flat_alive.nonzero().squeeze(1)
         if count > candidates.numel():
-            raise ValueError(f"cannot remove {count} weights from {group}: only {candidates.numel()} are alive")
+            raise ValueError(f"cannot remove {count} entries of {group}: only {candidates.numel()} are alive")
         values = flat_scores[candidates]
         if torch.isnan(values).any():
             raise ValueError(f"scores for {', '.join(group)} contain NaN: the scoring method broke down")

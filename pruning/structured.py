@@ -29,12 +29,13 @@ def _is_unit_layer(weight: torch.Tensor, structure: str) -> bool:
     return weight.dim() == 2 if structure == "neurons" else weight.dim() > 2
 
 
-def prune_units(model: nn.Module, mask: Mask, fraction: float, structure: str = "neurons", norm: str = "l1",
-                seed: int = 0, layers_to_ignore: Iterable[str] = ()) -> Mask:
+def prune_units(model: nn.Module, mask: Mask, fraction: float, structure: str = "neurons",
+                norm: str = "l1", seed: int = 0, layers_to_ignore: Iterable[str] = ()) -> Mask:
     """Remove `fraction` of the live units of every considered layer (zeroing all their weights)."""
     check_fraction(fraction)
     if structure not in STRUCTURES:
-        raise UserError(f"prune_structure={structure!r} is unknown: use unstructured, {', '.join(STRUCTURES)}")
+        raise UserError(f"prune_structure={structure!r} is not a unit: use {', '.join(STRUCTURES)} "
+                        "(unstructured pruning goes through prune())")
     if norm not in NORMS:
         raise UserError(f"unit norm {norm!r} is unknown: use one of {', '.join(NORMS)}")
     state = model.state_dict()
@@ -42,9 +43,9 @@ def prune_units(model: nn.Module, mask: Mask, fraction: float, structure: str = 
     names = [name for name in considered_layers(mask.keys(), layers_to_ignore)
              if name not in outputs and _is_unit_layer(state[name], structure)]
     if not names:
-        raise UserError(f"prune_structure={structure} found no layer to prune: "
-                        f"{'Linear' if structure == 'neurons' else 'convolution'} weights other than the output "
-                        "layer and the ignored ones are needed")
+        kind = "Linear" if structure == "neurons" else "convolution"
+        raise UserError(f"prune_structure={structure} found no layer to prune: it needs {kind} weights "
+                        "besides the output layer and the ignored ones")
     live_units = {name: mask[name].flatten(1).any(dim=1) for name in names}
     generator = torch.Generator().manual_seed(seed)
     unit_scores = {}

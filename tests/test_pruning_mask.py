@@ -24,7 +24,8 @@ def test_ones_like_covers_the_prunable_weights_densely():
 
 def test_counts_match_hand_count():
     mask = hand_mask()
-    assert mask.layer_counts() == {"a.weight": {"total": 6, "unpruned": 3}, "b.weight": {"total": 4, "unpruned": 2}}
+    assert mask.layer_counts() == {"a.weight": {"total": 6, "unpruned": 3},
+                                   "b.weight": {"total": 4, "unpruned": 2}}
     assert (mask.num_total, mask.num_unpruned, mask.density) == (10, 5, 0.5)
 
 

@@ -65,7 +65,8 @@ def test_prunable_names_are_state_dict_weights():
     for model in (TinyMLP(), TinyCNN()):
         state = model.state_dict()
         assert all(name in state and state[name].dim() >= 2 for name in model.prunable_layer_names)
-        assert model(torch.zeros(2, 1, 4, 4) if isinstance(model, TinyCNN) else torch.zeros(2, 4)).shape == (2, 3)
+        x = torch.zeros(2, 1, 4, 4) if isinstance(model, TinyCNN) else torch.zeros(2, 4)
+        assert model(x).shape == (2, 3)
 
 
 def test_examples_per_class_draws_n_of_each_class_reproducibly():

@@ -31,7 +31,7 @@ def test_global_and_layerwise_scope_differ_on_hand_built_scores():
     glob = prune(scores, mask, 0.5, scope="global")
     assert glob["a"].tolist() == [False] * 4 and glob["b"].tolist() == [True] * 4
     layer = prune(scores, mask, 0.5, scope="layerwise")
-    assert layer["a"].tolist() == [False, False, True, True] and layer["b"].tolist() == [False, False, True, True]
+    assert layer["a"].tolist() == layer["b"].tolist() == [False, False, True, True]
 
 
 def test_prune_highest_removes_the_top_scores():

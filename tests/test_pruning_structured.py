@@ -14,7 +14,8 @@ def mlp_with_rows(rows: list[list[float]]) -> TinyMLP:
 
 
 # fc1 rows: L1 norms 4, 4.5, 1.2, 8, 2, 3.9 ; L2 norms 2, 4.5, 0.85, 4, 1, 2.83
-ROWS = [[1, 1, 1, 1], [4.5, 0, 0, 0], [0.6, 0.6, 0, 0], [2, 2, 2, 2], [0.5, 0.5, 0.5, 0.5], [2.7, 0.6, 0.6, 0]]
+ROWS = [[1, 1, 1, 1], [4.5, 0, 0, 0], [0.6, 0.6, 0, 0],
+        [2, 2, 2, 2], [0.5, 0.5, 0.5, 0.5], [2.7, 0.6, 0.6, 0]]
 
 
 def unit_alive(mask: Mask, name: str) -> list[bool]:
@@ -39,7 +40,8 @@ def test_neurons_by_l2_norm_rank_differently_and_only_count_live_weights():
     partial[1, 0] = False  # row 1 loses its only large weight: now the weakest live unit
     partial[2] = False  # row 2 is already dead: never counted, never revived
     mask = Mask({**dict(mask.items()), "fc1.weight": partial})
-    again = prune_units(model, mask, 0.4, "neurons", "l2", layers_to_ignore=["fc2.weight"])  # round(0.4 * 5) = 2
+    # round(0.4 * 5 live units) = 2 go: row 1 (norm 0 now) and row 4
+    again = prune_units(model, mask, 0.4, "neurons", "l2", layers_to_ignore=["fc2.weight"])
     assert unit_alive(again, "fc1.weight") == [True, False, False, True, False, True]
     assert torch.equal(again["fc1.weight"][0], partial[0])
 
@@ -70,7 +72,7 @@ def test_bad_structured_requests_are_user_errors():
     mask = Mask.ones_like(model)
     with pytest.raises(UserError, match="found no layer"):
         prune_units(model, mask, 0.5, "filters")
-    with pytest.raises(UserError, match="unstructured, neurons, filters"):
+    with pytest.raises(UserError, match="use neurons, filters"):
         prune_units(model, mask, 0.5, "channels")
     with pytest.raises(UserError, match="l1, l2, random"):
         prune_units(model, mask, 0.5, "neurons", "linf")

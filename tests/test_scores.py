@@ -11,7 +11,8 @@ from tests.test_pruning_nets import TinyCNN, TinyMLP, labelled_data
 
 def partial_mask(model, seed: int = 0) -> Mask:
     g = torch.Generator().manual_seed(seed)
-    return Mask({n: torch.rand(model.state_dict()[n].shape, generator=g) < 0.7 for n in model.prunable_layer_names})
+    state = model.state_dict()
+    return Mask({n: torch.rand(state[n].shape, generator=g) < 0.7 for n in model.prunable_layer_names})
 
 
 # ---- the registry ---------------------------------------------------------------------------
@@ -71,7 +72,8 @@ def test_synflow_matches_the_closed_form_of_a_positive_linear_chain():
     b1, b2 = model.first.bias.abs().double().detach(), model.second.bias.abs().double().detach()
     hidden = a1 @ torch.ones(3, dtype=torch.float64) + b1  # R = 1'(A2 (A1 1 + b1) + b2)
     expected_second = a2 * torch.outer(torch.ones(2, dtype=torch.float64), hidden)  # dR/dA2 = 1 h1'
-    expected_first = a1 * torch.outer(a2.T @ torch.ones(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+    ones2, ones3 = torch.ones(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    expected_first = a1 * torch.outer(a2.T @ ones2, ones3)  # dR/dA1 = outer(A2^T 1, 1)
     result = scores.get("synflow")(model, mask, ScoringData(input_shape=(3,)))
     assert result["first.weight"].dtype == torch.float64
     torch.testing.assert_close(result["first.weight"], expected_first, rtol=1e-12, atol=0)

@@ -53,7 +53,8 @@ class ScoringData:
 
 
 class Score(Protocol):
-    def __call__(self, model: nn.Module, mask: Mask, data: Optional[ScoringData]) -> dict[str, torch.Tensor]:
+    def __call__(self, model: nn.Module, mask: Mask, data: Optional[ScoringData],
+                 ) -> dict[str, torch.Tensor]:
         """A score for every weight in `mask`, shaped like it (higher = more important)."""
 
 
@@ -76,7 +77,8 @@ def masked_copy(model: nn.Module, mask: Mask, *, train: bool, dtype: Optional[to
     return net, weights
 
 
-def loss_chunks(net: nn.Module, data: ScoringData, n: int, temperature: float = 1.0) -> Iterator[torch.Tensor]:
+def loss_chunks(net: nn.Module, data: ScoringData, n: int, temperature: float = 1.0,
+                ) -> Iterator[torch.Tensor]:
     """Cross-entropy of net(x) / temperature per chunk, weighted so the chunks sum to the mean."""
     reference = next(net.parameters())
     for x, y, share in data.weighted_batches(n, reference.device, reference.dtype):

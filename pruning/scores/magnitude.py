@@ -11,6 +11,8 @@ from pruning.mask import Mask
 from pruning.scores.base import ScoringData
 
 
-def magnitude_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData] = None) -> dict[str, torch.Tensor]:
+def magnitude_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData] = None,
+                     ) -> dict[str, torch.Tensor]:
     state = model.state_dict()
-    return {name: state[name].detach().abs() * alive.to(state[name].device) for name, alive in mask.items()}
+    return {name: state[name].detach().abs() * alive.to(state[name].device)
+            for name, alive in mask.items()}

@@ -15,4 +15,5 @@ def random_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData]) -> 
     if data is None:
         raise ValueError("random scores need a seed: pass ScoringData(seed=...)")
     generator = torch.Generator().manual_seed(data.seed)
-    return {name: torch.rand(alive.shape, generator=generator).to(alive.device) for name, alive in mask.items()}
+    return {name: torch.rand(alive.shape, generator=generator).to(alive.device)
+            for name, alive in mask.items()}
