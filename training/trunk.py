@@ -50,11 +50,8 @@ class Trunk:
 
     @property
     def iterations_per_epoch(self) -> int:
-        """From the training-set size and batch size, without reading the data."""
-        n = self.info.num_train
-        if self.desc.dataset.subsample_fraction:
-            n = max(1, round(n * self.desc.dataset.subsample_fraction))
-        return -(-n // self.desc.dataset.batch_size)
+        """Training steps per epoch: the (possibly subsampled) training set over the batch size."""
+        return len(self.loader(True))
 
     def step(self, text: str, flag: str) -> Step:
         """Parse a step string for this trunk, refusing steps beyond the end of training."""
