@@ -25,12 +25,16 @@ def pad_crop_flip(images: torch.Tensor, params: torch.Tensor, padding: int) -> t
     """Zero-pad each image by `padding`, crop back to its size at (row, col) offsets, flip where asked.
 
     images: (B, C, H, W) of any dtype; params: (B, 3) from `draw_pad_crop_flip`, on the same device.
+    Every crop position of the padded batch is a strided view (no copy); indexing picks one window
+    per image, which copies whole rows at a time.
     """
-    batch, _, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
-    rows = params[:, 0:1] + torch.arange(height, device=images.device)
-    cols = params[:, 1:2] + torch.arange(width, device=images.device)
-    cols = torch.where(params[:, 2:3].bool(), cols.flip(1), cols)
-    example = torch.arange(batch, device=images.device)[:, None, None]
-    cropped = padded[example, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return cropped.permute(0, 3, 1, 2).contiguous()
+    batch, channels, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding)).contiguous()
+    b_stride, c_stride, h_stride, w_stride = padded.stride()
+    positions = 2 * padding + 1
+    windows = padded.as_strided(
+        (batch, positions, positions, channels, height, width),
+        (b_stride, h_stride, w_stride, c_stride, h_stride, w_stride),
+    )
+    cropped = windows[torch.arange(batch, device=images.device), params[:, 0], params[:, 1]]
+    return torch.where(params[:, 2].bool().view(batch, 1, 1, 1), cropped.flip(-1), cropped)
