@@ -25,6 +25,9 @@ class MaskedTraining:
         missing = [name for name in mask if name not in parameters]
         if missing:
             raise ValueError(f"mask names {missing} are not parameters of {type(model).__name__}")
+        wrong = [name for name in mask if mask[name].shape != parameters[name].shape]
+        if wrong:
+            raise ValueError(f"mask shapes differ from the weights' for {wrong}: the mask is of another model")
         names = [name for name, c in mask.layer_counts().items() if c["unpruned"] < c["total"]]
         self.weights: list[torch.Tensor] = [parameters[name] for name in names]
         self.multipliers: list[torch.Tensor] = [
@@ -36,8 +39,9 @@ class MaskedTraining:
         if self.weights:
             torch._foreach_mul_(self.weights, self.multipliers)
 
-    apply_to_weights = zero_weights
-    """Apply the mask to the weights (call once before training and after loading a checkpoint)."""
+    def apply_to_weights(self) -> None:
+        """Apply the mask to the weights: call before the first step (and after loading weights)."""
+        self.zero_weights()
 
     @torch.no_grad()
     def zero_grads(self) -> None:

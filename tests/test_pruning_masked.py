@@ -85,3 +85,5 @@ def test_dense_layers_are_skipped_and_missing_names_refused():
     assert MaskedTraining(model, half_mask(model)).weights == [model.conv1.weight, model.conv2.weight]
     with pytest.raises(ValueError, match="not parameters"):
         MaskedTraining(model, Mask({"nowhere.weight": torch.ones(2, dtype=torch.bool)}))
+    with pytest.raises(ValueError, match="another model"):
+        MaskedTraining(model, Mask({"fc.weight": torch.ones(3, 5, dtype=torch.bool)}))
