@@ -2,19 +2,21 @@
 
 import torch
 
-from foundations.errors import UserError
 from datasets.seeds import generator
+from foundations.errors import UserError
 
 
-def _count(fraction: float, total: int, flag: str) -> int:
-    if not 0.0 < fraction <= 1.0:
-        raise UserError(f"--{flag}={fraction} is outside (0, 1]: give the fraction of the training set, e.g. 0.5")
-    return max(1, round(fraction * total))
+def _check_fraction(fraction: float, flag: str, allow_zero: bool) -> None:
+    low_ok = fraction >= 0.0 if allow_zero else fraction > 0.0
+    if not (low_ok and fraction <= 1.0):
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise UserError(f"--{flag}={fraction} is outside {interval}: give a fraction of the training set, e.g. 0.5")
 
 
 def subsample_indices(num_examples: int, fraction: float, seed: int) -> torch.Tensor:
     """Indices of a class-agnostic random subset of round(fraction * n) examples, in dataset order."""
-    kept = _count(fraction, num_examples, "subsample_fraction")
+    _check_fraction(fraction, "subsample_fraction", allow_zero=False)
+    kept = max(1, round(fraction * num_examples))
     chosen = torch.randperm(num_examples, generator=generator(seed, "subsample"))[:kept]
     return chosen.sort().values
 
@@ -25,7 +27,8 @@ def randomize_labels(labels: torch.Tensor, fraction: float, num_classes: int, se
     A new label may equal the old one by chance (probability 1/num_classes), as in the usual
     random-label experiments: the chosen positions carry no information about the input.
     """
-    count = _count(fraction, labels.numel(), "random_labels_fraction")
+    _check_fraction(fraction, "random_labels_fraction", allow_zero=True)
+    count = round(fraction * labels.numel())
     rng = generator(seed, "random_labels")
     positions = torch.randperm(labels.numel(), generator=rng)[:count]
     new = torch.randint(num_classes, (count,), generator=rng, dtype=labels.dtype)

@@ -310,3 +310,15 @@ def test_registry_facts_and_unknown_names():
         datasets.info("svhn")
     with pytest.raises(UserError, match="batch_size"):
         datasets.get(hparams("mnist", batch_size=0), True, root=Path("/nonexistent"), device="cpu")
+
+
+@pytest.mark.skipif(not mnist_format.FASHION_MNIST_FALLBACK.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_the_installed_fashion_mnist_matches_its_published_facts(tmp_path):
+    info = datasets.info("fashionmnist")
+    for train, n in ((True, info.num_train), (False, info.num_test)):
+        loader = datasets.get(hparams("fashionmnist", batch_size=n), train, root=tmp_path, device="cpu")
+        assert loader.num_examples == n and len(loader) == 1
+        x, y = next(loader.batches(0))
+        assert torch.equal(torch.bincount(y), torch.full((10,), n // 10))  # balanced classes
+        if train:  # the normalization constants are this split's statistics
+            assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01

@@ -39,6 +39,9 @@ def test_random_labels_change_exactly_the_chosen_count():
     assert torch.equal(labels, torch.full((1000,), -1))  # the input is not modified
     assert torch.equal(new, randomize_labels(labels, 0.3, num_classes=7, seed=2))
     assert not torch.equal(new, randomize_labels(labels, 0.3, num_classes=7, seed=3))
+    assert torch.equal(randomize_labels(labels, 0.0, num_classes=7, seed=2), labels)  # zero means none
+    with pytest.raises(UserError, match="random_labels_fraction"):
+        randomize_labels(labels, 1.5, num_classes=7, seed=2)
 
 
 def test_per_class_indices_by_hand():
