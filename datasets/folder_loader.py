@@ -88,7 +88,7 @@ class FolderLoader:
     def __len__(self) -> int:
         return -(-self.num_examples // self.batch_size)
 
-    def _load(self, images: SeededImages, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _load(self, images: SeededImages, plan: _EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         pin = self.device.type == "cuda"
         # A private generator: DataLoader draws its workers' base seed from it instead of the global one.
         loader = DataLoader(images, batch_sampler=plan, num_workers=self.num_workers, pin_memory=pin,
