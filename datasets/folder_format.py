@@ -30,7 +30,9 @@ def folder(name: str, root: Path) -> Path:
 
 
 def _missing(name: str, directory: Path, expected: str) -> UserError:
-    return UserError(f"{name} not found: looked in {directory} for {expected}; {_HOW[name]} (--download cannot fetch it)")
+    return UserError(
+        f"{name} not found: looked in {directory} for {expected}; {_HOW[name]} (--download cannot fetch it)"
+    )
 
 
 def _official_tiny_val(val_dir: Path, class_to_idx: dict[str, int]) -> Samples:
@@ -67,7 +69,10 @@ def list_samples(name: str, train: bool, root: Path) -> tuple[Samples, list[str]
 def transform(name: str, augment: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Transform:
     """The standard transform of a uint8 (C, H, W) image: crop (and flip when augmenting), scale, normalize."""
     if name == "imagenet":
-        crop = [v2.RandomResizedCrop(224), v2.RandomHorizontalFlip()] if augment else [v2.Resize(256), v2.CenterCrop(224)]
+        if augment:
+            crop = [v2.RandomResizedCrop(224), v2.RandomHorizontalFlip()]
+        else:
+            crop = [v2.Resize(256), v2.CenterCrop(224)]
     else:
         crop = [v2.RandomCrop(64, padding=4), v2.RandomHorizontalFlip()] if augment else []
     return v2.Compose([*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])

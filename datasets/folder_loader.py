@@ -96,7 +96,9 @@ class FolderLoader:
         for x, y in loader:
             yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin)
 
-    def batches(self, epoch: int, start: int = 0, order_seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, epoch: int, start: int = 0, order_seed: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches start..len-1 of `epoch`; see the package docstring for the ordering and seeding rules."""
         if not 0 <= start <= len(self):
             raise ValueError(f"start={start} is outside [0, {len(self)}]")

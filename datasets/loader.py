@@ -14,7 +14,9 @@ class Loader(Protocol):
     def __len__(self) -> int:
         """Iterations per epoch: ceil(num_examples / batch_size); the last batch may be smaller."""
 
-    def batches(self, epoch: int, start: int = 0, order_seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, epoch: int, start: int = 0, order_seed: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(x float32 (N, C, H, W) normalized, y int64 (N,)) on the device, for batches start..len-1 of `epoch`."""
 
     def examples_per_class(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

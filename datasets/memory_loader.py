@@ -33,7 +33,7 @@ class InMemoryLoader:
         augment_padding: int | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
-            raise ValueError(f"expected uint8 (N, C, H, W) images and (N,) labels, got {images.shape}, {labels.shape}")
+            raise ValueError(f"expected uint8 (N, C, H, W) images and (N,) labels, got {images.shape} {labels.shape}")
         self.images = images
         self.labels = labels
         self.num_examples = images.shape[0]
@@ -56,7 +56,9 @@ class InMemoryLoader:
         """uint8 pixels → float32 (x / 255 - mean) / std, per channel."""
         return images.float().div_(255).sub_(self._mean).div_(self._std)
 
-    def batches(self, epoch: int, start: int = 0, order_seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, epoch: int, start: int = 0, order_seed: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches start..len-1 of `epoch`; see the package docstring for the ordering and seeding rules."""
         if not 0 <= start <= len(self):
             raise ValueError(f"start={start} is outside [0, {len(self)}]")
@@ -65,8 +67,8 @@ class InMemoryLoader:
             order = order.to(self.device)
         params = None
         if self.augment_padding is not None:
-            params = draw_pad_crop_flip(self.num_examples, self.augment_padding, self.transformation_seed, "augment", epoch)
-            params = params.to(self.device)
+            seed_parts = (self.transformation_seed, "augment", epoch)
+            params = draw_pad_crop_flip(self.num_examples, self.augment_padding, *seed_parts).to(self.device)
         return self._iterate(start, order, params)
 
     def _iterate(

@@ -91,5 +91,6 @@ def read_split(name: str, train: bool, root: Path, download: bool = False) -> tu
         raise _missing(name, train, dirs)
     images, labels = _read_images(files[0]), _read_labels(files[1])
     if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise UserError(f"{files[0]} and {files[1]} disagree ({tuple(images.shape)} vs {tuple(labels.shape)}): re-download them")
+        shapes = f"{tuple(images.shape)} vs {tuple(labels.shape)}"
+        raise UserError(f"{files[0]} and {files[1]} disagree ({shapes}): re-download them")
     return images.unsqueeze(1), labels

@@ -43,7 +43,9 @@ _SPECS = {
     s.info.name: s
     for s in [
         _Spec(DatasetInfo("mnist", 10, (1, 28, 28), 60000, 10000), (0.1307,), (0.3081,), mnist_format.read_split),
-        _Spec(DatasetInfo("fashionmnist", 10, (1, 28, 28), 60000, 10000), (0.2860,), (0.3530,), mnist_format.read_split),
+        _Spec(
+            DatasetInfo("fashionmnist", 10, (1, 28, 28), 60000, 10000), (0.2860,), (0.3530,), mnist_format.read_split,
+        ),
         _Spec(
             DatasetInfo("cifar10", 10, (3, 32, 32), 50000, 10000),
             (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), cifar_format.read_split, pad_crop=4,

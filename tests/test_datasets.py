@@ -63,8 +63,10 @@ def write_mnist(directory: Path, n_train: int, n_test: int, gz: bool) -> dict:
 
 def write_cifar(root: Path, name: str, n_per_file: int) -> dict:
     """CIFAR python-format batches: dicts with (n, 3072) uint8 'data' and a label list."""
-    layout = {"cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10),
-              "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100)}
+    layout = {
+        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10),
+        "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100),
+    }
     folder, train_files, test_files, key, classes = layout[name]
     (root / folder).mkdir(parents=True)
     data = {}
@@ -98,7 +100,8 @@ def run_epoch(loader, epoch: int = 0, **kwargs) -> tuple[torch.Tensor, torch.Ten
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
-@pytest.mark.parametrize("name,gz", [("mnist", False), ("mnist", True), ("fashionmnist", False), ("fashionmnist", True)])
+@pytest.mark.parametrize("name", ["mnist", "fashionmnist"])
+@pytest.mark.parametrize("gz", [False, True])
 def test_idx_files_round_trip(tmp_path, name, gz):
     folder = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}[name]
     data = write_mnist(tmp_path / folder / "raw", n_train=30, n_test=21, gz=gz)

@@ -86,7 +86,8 @@ def run_epoch(loader, epoch: int = 0, **kwargs) -> tuple[torch.Tensor, torch.Ten
 
 def test_tiny_imagenet_training_files_round_trip_in_dataset_order(tmp_path):
     images, labels = write_tiny(tmp_path)
-    loader = datasets.get(hparams("tinyimagenet", batch_size=5, do_not_augment=True), True, root=tmp_path, device="cpu")
+    h = hparams("tinyimagenet", batch_size=5, do_not_augment=True)
+    loader = datasets.get(h, True, root=tmp_path, device="cpu")
     assert (loader.num_examples, loader.num_classes, len(loader)) == (12, 3, math.ceil(12 / 5))
     batches = list(loader.batches(0))
     assert [tuple(b[0].shape) for b in batches] == [(5, 3, 64, 64), (5, 3, 64, 64), (2, 3, 64, 64)]
@@ -133,7 +134,8 @@ def crop_candidates(image: torch.Tensor, padding: int) -> torch.Tensor:
 
 def test_tiny_imagenet_augmentation_is_a_pad_crop_flip_seeded_per_position(tmp_path):
     images, _ = write_tiny(tmp_path)
-    loader = datasets.get(hparams("tinyimagenet", batch_size=5, transformation_seed=4), True, root=tmp_path, device="cpu")
+    h = hparams("tinyimagenet", batch_size=5, transformation_seed=4)
+    loader = datasets.get(h, True, root=tmp_path, device="cpu")
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
@@ -156,7 +158,8 @@ def test_folder_batches_do_not_depend_on_the_number_of_workers(tmp_path):
     write_tiny(tmp_path, per_class=2)
     h = hparams("tinyimagenet", batch_size=2, transformation_seed=8)
     in_process = list(datasets.get(h, True, root=tmp_path, device="cpu").batches(3, start=1, order_seed=1))
-    with_workers = list(datasets.get(h, True, root=tmp_path, device="cpu", num_workers=2).batches(3, start=1, order_seed=1))
+    workers = datasets.get(h, True, root=tmp_path, device="cpu", num_workers=2)
+    with_workers = list(workers.batches(3, start=1, order_seed=1))
     assert len(in_process) == 2
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(in_process, with_workers))
 
@@ -179,7 +182,8 @@ def test_folder_subsample_and_random_labels_are_seeded(tmp_path):
     x, y = run_epoch(datasets.get(h, True, root=tmp_path, device="cpu"))
     ids = identify(x, "tinyimagenet")
     assert ids.numel() == 6 and torch.equal(ids, ids.unique()) and torch.equal(y, labels[ids])
-    assert torch.equal(ids, identify(run_epoch(datasets.get(h, True, root=tmp_path, device="cpu"))[0], "tinyimagenet"))
+    again = run_epoch(datasets.get(h, True, root=tmp_path, device="cpu"))[0]
+    assert torch.equal(ids, identify(again, "tinyimagenet"))
     h = hparams("tinyimagenet", batch_size=12, do_not_augment=True, random_labels_fraction=1.0, transformation_seed=1)
     y1 = run_epoch(datasets.get(h, True, root=tmp_path, device="cpu"))[1]
     y2 = run_epoch(datasets.get(h, True, root=tmp_path, device="cpu"))[1]
@@ -194,7 +198,8 @@ def test_imagenet_eval_is_resize_256_then_centre_crop_224(tmp_path):
         for split in ("train", "val"):
             (base / split / wnid).mkdir(parents=True)
         for i in range(2):
-            write_jpeg(unique_image(100 + 2 * label + i, 256), str(base / "train" / wnid / f"{wnid}_{i}.JPEG"), quality=90)
+            image = unique_image(100 + 2 * label + i, 256)
+            write_jpeg(image, str(base / "train" / wnid / f"{wnid}_{i}.JPEG"), quality=90)
         originals[label] = unique_image(label, 256)
         write_png(originals[label], str(base / "val" / wnid / "val.png"))
     val = datasets.get(hparams("imagenet"), False, root=tmp_path, device="cpu")
