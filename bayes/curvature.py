@@ -77,10 +77,27 @@ class Curvature:
     n_data: int
     n_outputs: int
     prunable: tuple[str, ...]  # the weights OPD scores by default
+    _flat: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def kept(self, name: str) -> torch.Tensor | None:
         """The bool mask of a parameter, or None where every entry is kept."""
         return self.mask.get(name)
+
+    def kept_weights(self, name: str) -> torch.Tensor | None:
+        """The mask as a flat 0/1 float vector (cached), or None where every entry is kept."""
+        if name not in self.mask:
+            return None
+        key = ("kept", name)
+        if key not in self._flat:
+            self._flat[key] = self.mask[name].reshape(-1).to(self.theta[name].dtype)
+        return self._flat[key]
+
+    def theta_squared(self, name: str) -> torch.Tensor:
+        """theta*^2 as a flat vector (cached): the prior's scatter term reads it every step."""
+        key = ("theta_sq", name)
+        if key not in self._flat:
+            self._flat[key] = self.theta[name].reshape(-1).square()
+        return self._flat[key]
 
 
 def _check_mask(mask: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> None:

@@ -56,34 +56,44 @@ class MarglikTerms:
         return self.log_likelihood - 0.5 * (self.scatter + self.log_det_posterior - self.log_det_prior)
 
 
-def _likelihood_factor(curv: Curvature, sigma_noise, temperature) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1 / (sigma^2 T), log p(D | theta*))."""
-    theta = next(iter(curv.theta.values()))
-    sigma = torch.as_tensor(sigma_noise, dtype=theta.dtype, device=theta.device)
+def curvature_scale(
+    curv: Curvature, sigma_noise: float | torch.Tensor = 1.0, temperature: float = 1.0
+) -> torch.Tensor:
+    """s = 1 / (sigma^2 T), the factor on the unit-noise curvature in the posterior precision."""
     if curv.likelihood == "classification" and not (
         isinstance(sigma_noise, (int, float)) and sigma_noise == 1
     ):
         raise UserError("sigma_noise applies to regression only; leave it at 1 for classification")
-    factor = 1.0 / (sigma.square() * temperature)
-    log_lik = -factor * curv.loss
+    theta = next(iter(curv.theta.values()))
+    sigma = torch.as_tensor(sigma_noise, dtype=theta.dtype, device=theta.device)
+    return 1.0 / (sigma.square() * temperature)
+
+
+def log_likelihood(
+    curv: Curvature, sigma_noise: float | torch.Tensor = 1.0, temperature: float = 1.0
+) -> torch.Tensor:
+    """log p(D | theta*) of the (tempered) likelihood, from the loss summed at fit time."""
+    log_lik = -curvature_scale(curv, sigma_noise, temperature) * curv.loss
     if curv.likelihood == "regression":
+        sigma = torch.as_tensor(sigma_noise, dtype=log_lik.dtype, device=log_lik.device)
         log_lik = log_lik - curv.n_data * curv.n_outputs * torch.log(sigma * math.sqrt(2 * math.pi))
-    return factor, log_lik
+    return log_lik
 
 
 def _diagonal_terms(curv: Curvature, log_delta: dict[str, torch.Tensor], factor):
     scatter = log_det_prior = log_det_post = 0.0
     for name, h in curv.diagonal.items():
-        lp = log_delta[name]
+        lp = log_delta[name].reshape(-1)
         delta = lp.exp()
-        log_post = torch.log(factor * h + delta)
-        weighted = delta * curv.theta[name].square()
-        kept = curv.kept(name)
-        if kept is not None:
-            lp, log_post, weighted = lp * kept, log_post * kept, weighted * kept
-        scatter = scatter + weighted.sum()
-        log_det_prior = log_det_prior + lp.sum()
-        log_det_post = log_det_post + log_post.sum()
+        log_post = torch.log(factor * h.reshape(-1) + delta)
+        scatter = scatter + torch.dot(delta, curv.theta_squared(name))  # masked theta* are 0
+        kept = curv.kept_weights(name)
+        if kept is None:
+            log_det_prior = log_det_prior + lp.sum()
+            log_det_post = log_det_post + log_post.sum()
+        else:
+            log_det_prior = log_det_prior + torch.dot(lp, kept)
+            log_det_post = log_det_post + torch.dot(log_post, kept)
     return scatter, log_det_prior, log_det_post
 
 
@@ -144,7 +154,8 @@ def marglik_terms(
             "the prior and the curvature cover different parameters; build the prior with "
             "make_prior(kind, model) on the same model the curvature was fitted on"
         )
-    factor, log_lik = _likelihood_factor(curv, sigma_noise, temperature)
+    factor = curvature_scale(curv, sigma_noise, temperature)
+    log_lik = log_likelihood(curv, sigma_noise, temperature)
     log_delta = prior.log_precision()
     scatter, log_det_prior, log_det_post = _diagonal_terms(curv, log_delta, factor)
     for block in curv.kron:
