@@ -10,7 +10,7 @@ SUMMARY = "prune and retrain a trunk (`branch` alone lists the branches)"
 
 def main(argv: list[str]) -> int:
     branches = registry.all_branches()
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv or argv[0].startswith("-"):  # no branch named: list them
         print("usage: python open_prune.py branch <name> [flags]   (`branch <name> --help` lists its flags)\n")
         print("branches:")
         for name, branch in branches.items():

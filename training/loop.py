@@ -73,6 +73,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     metrics, saved weights, checkpoints and done.json to `out_dir`. Resumes from checkpoint.pt.
     Returns the final evaluation metrics."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     ipe = len(train_loader)
     start = start or Step.zero(ipe)
     end = end or Step.parse(h.training_steps, ipe, "training_steps")

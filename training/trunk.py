@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -70,6 +71,10 @@ class Trunk:
         model = models_registry.get(self.desc.model, self.info.input_shape, self.info.num_classes,
                                     seed=self.seeds["init"] if seed is None else seed)
         return model.to(self.platform.device)
+
+    @functools.cached_property
+    def prunable_layer_names(self) -> list[str]:
+        return list(self.fresh_model().prunable_layer_names)
 
     @property
     def is_done(self) -> bool:

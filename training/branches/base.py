@@ -1,0 +1,124 @@
+"""What every branch shares: flags, finding (or training) the trunk, its own hashed directory,
+and training a masked network in a sub-directory.
+
+A branch module defines NAME, SUMMARY, BUNDLES (its hparam dataclasses, which become flags and
+are hashed under the trunk) and `run(branch) -> rows`, and sets `main = branch_main(...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+import models.registry as models_registry
+from foundations.desc import hash_bundles, write_hparams
+from foundations.errors import UserError
+from foundations.hparams import Hparams
+from foundations.step import Step
+from foundations.bundles import TrainingHparams
+from platforms.lock import run_lock
+from platforms.platform import Platform
+from platforms.storage import read_json
+from pruning.mask import Mask
+from pruning.validate import considered_layers
+from training import checkpoint
+from training.arguments import build_parser, trunk_desc
+from training.loop import train
+from training.masking import MaskHook
+from training.report import print_table
+from training.trunk import Trunk
+
+ROW_HEADER = ["level", "density", "test accuracy", "run"]
+
+
+@dataclass
+class Branch:
+    """One branch run: its trunk, its hparams bundles, and its directory."""
+
+    name: str
+    trunk: Trunk
+    bundles: dict[str, Hparams]
+
+    @property
+    def hash(self) -> str:
+        return hash_bundles(self.bundles, extra=self.trunk.desc.hash)
+
+    @property
+    def dir(self) -> Path:
+        return self.trunk.dir.parent / f"branch_{self.name}_{self.hash}"
+
+    @property
+    def replicate(self) -> int:
+        return self.trunk.replicate
+
+    def layers_to_ignore(self, flag_value: Optional[str]) -> list[str]:
+        """The flag's comma-separated names, or the model's default when the flag is not given."""
+        if flag_value is None:
+            defaults = models_registry.default_hparams(self.trunk.desc.model.model_name)
+            flag_value = defaults.get("pruning", {}).get("prune_layers_to_ignore", "")
+        names = [name.strip() for name in flag_value.split(",") if name.strip()]
+        considered_layers(self.trunk.prunable_layer_names, names)  # a UserError for an unknown name
+        return names
+
+    def prepare(self, seeds: dict[str, int]) -> None:
+        """Train the trunk if needed, then write (or check) this branch's hparams.json."""
+        self.trunk.run(wait_for_lock=True)
+        write_hparams(self.dir, {**self.trunk.desc.bundles(), **self.bundles}, kind=f"branch_{self.name}",
+                      replicate=self.replicate, seeds=seeds, parent_hash=self.trunk.desc.hash, run_hash=self.hash)
+
+
+def final_model(trunk: Trunk, run_dir: Path) -> torch.nn.Module:
+    """The weights at the end of training of a finished run in `run_dir`."""
+    model = trunk.fresh_model()
+    model.load_state_dict(checkpoint.load_model_state(run_dir / checkpoint.model_filename(trunk.end_step)))
+    return model
+
+
+def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask, *,
+                 start: Optional[Step] = None, training: Optional[TrainingHparams] = None) -> dict:
+    """Train `model` under `mask` in `out_dir` (mask.pt first, done.json last); skip if done.
+    Returns done.json."""
+    out_dir = Path(out_dir)
+    if not Mask.exists(out_dir):
+        mask.save(out_dir)
+    if not (out_dir / "done.json").exists():
+        train(model, training or trunk.desc.training, trunk.loader(True), trunk.loader(False), out_dir,
+              platform=trunk.platform, data_order_seed=trunk.seeds["data_order"], start=start,
+              hooks=[MaskHook(mask.to(trunk.platform.device))])
+    return read_json(out_dir / "done.json")
+
+
+def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:
+    return [str(level), f"{mask.density:.4f}", f"{done['metrics'].get('test_accuracy', float('nan')):.4f}",
+            str(run_dir)]
+
+
+def branch_main(name: str, summary: str, bundles: dict[str, type[Hparams]],
+                run: Callable[[Branch], list[list[str]]],
+                seeds: Callable[[Branch], dict[str, int]] = lambda branch: {},
+                check: Callable[[Branch], None] = lambda branch: None) -> Callable[[list[str]], int]:
+    """The `main(argv)` of a branch: parse, locate, print the location or run and print a table.
+    `check` validates flags against the trunk before anything is trained or written."""
+
+    def main(argv: list[str]) -> int:
+        parser = build_parser(f"open_prune.py branch {name}", summary, argv, extra_bundles=bundles)
+        args = parser.parse_args(argv)
+        if args.replicate < 0:
+            raise UserError(f"--replicate={args.replicate} must be zero or positive")
+        trunk = Trunk(trunk_desc(args), args.replicate, Platform.from_args(args))
+        branch = Branch(name, trunk, {key: bundle.from_args(args) for key, bundle in bundles.items()})
+        check(branch)
+        if args.display_output_location:
+            print(branch.dir)
+            return 0
+        branch.prepare(seeds(branch))
+        with run_lock(branch.dir, wait=args.wait_for_lock):
+            rows = run(branch)
+        print(f"\nbranch {name}: {branch.dir}")
+        print_table(ROW_HEADER, rows)
+        return 0
+
+    return main

@@ -1,0 +1,20 @@
+"""Iterative magnitude pruning with rewinding to initialization: the lottery-ticket procedure.
+
+At each level, prune 20% (--pruning_fraction) of the surviving weights with the smallest
+magnitude after training, reset the survivors to their values at initialization, and train again.
+"""
+
+from training.branches.base import branch_main
+from training.imp import ImpHparams, run_levels
+
+NAME = "iterative"
+SUMMARY = "lottery-ticket IMP: prune the smallest trained weights, rewind to init, retrain, repeat"
+BUNDLES = {"imp": ImpHparams}
+
+
+def run(branch):
+    trunk = branch.trunk
+    return run_levels(branch, branch.bundles["imp"], lambda level, mask, trained: (trunk.fresh_model(), None, None))
+
+
+main = branch_main(NAME, SUMMARY, BUNDLES, run)

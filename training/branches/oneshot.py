@@ -1,0 +1,95 @@
+"""Prune once (in one or more rounds) with any score, at any step, then train.
+
+Scores the trunk's weights at --prune_step with --strategy, removes --prune_fraction of the
+prunable weights (over --prune_iterations rounds, rescoring each round), optionally shuffles the
+mask within layers or reinitializes the weights, and trains the trunk's weights at --state_step
+under the mask from --start_step (default: the state step) to the end of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from foundations.hparams import Hparams, hparam
+from foundations.seeds import derive_seed
+from pruning import ScoringData, prune_in_rounds, scores
+from pruning.mask import Mask
+from pruning.validate import SCOPES, check_fraction, check_iterations
+from training.branches.base import Branch, branch_main, row, train_masked
+
+NAME = "oneshot"
+SUMMARY = "prune once with random, magnitude, snipN, graspN, graspabsN or synflow at any step, then train"
+
+
+@dataclass
+class OneshotHparams(Hparams):
+    _name = "Oneshot Pruning Hyperparameters"
+    _description = "What is scored, how much is removed, and what is trained."
+
+    strategy: str = hparam(help="random | magnitude | snipN | graspN | graspabsN | synflow (N: examples per class)")
+    prune_fraction: float = hparam(help="fraction of the prunable weights removed, in [0, 1)")
+    prune_iterations: int = hparam(1, "rounds; each removes 1-(1-p)^(1/n) of the remaining weights and rescores")
+    prune_highest: bool = hparam(False, "remove the highest-scoring weights instead of the lowest")
+    prune_step: Optional[str] = hparam(None, "the trunk's weights at this step are scored (default: 0ep, the init)")
+    state_step: Optional[str] = hparam(None, "the trunk's weights at this step are trained (default: 0ep)")
+    start_step: Optional[str] = hparam(None, "where the schedule and data order start (default: the state step)")
+    randomize_layerwise: bool = hparam(False, "shuffle the mask within each layer (keeps per-layer counts)")
+    reinitialize: bool = hparam(False, "train freshly initialized weights under the mask")
+    seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
+    prune_scope: str = hparam("global", "global | layerwise", choices=SCOPES)
+    prune_layers_to_ignore: Optional[str] = hparam(
+        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)")
+
+    def validate(self) -> None:
+        if self.strategy is not None:
+            scores.get(self.strategy)
+        if self.prune_fraction is not None:
+            check_fraction(self.prune_fraction)
+        check_iterations(self.prune_iterations)
+
+
+BUNDLES = {"oneshot": OneshotHparams}
+
+
+def seed(branch: Branch) -> int:
+    h = branch.bundles["oneshot"]
+    return h.seed if h.seed is not None else branch.replicate
+
+
+def steps(branch: Branch):
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    prune = trunk.step(h.prune_step or "0ep", "prune_step")
+    state = trunk.step(h.state_step or "0ep", "state_step")
+    start = trunk.step(h.start_step, "start_step") if h.start_step else state
+    return prune, state, start
+
+
+def check(branch: Branch) -> None:
+    steps(branch)
+    branch.layers_to_ignore(branch.bundles["oneshot"].prune_layers_to_ignore)
+
+
+def make_mask(branch: Branch) -> Mask:
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    prune_step, _, _ = steps(branch)
+    ignore = branch.layers_to_ignore(h.prune_layers_to_ignore)
+    data = ScoringData(examples=trunk.loader(True), seed=seed(branch), input_shape=trunk.info.input_shape)
+    mask = prune_in_rounds(trunk.model_at(prune_step), h.strategy, h.prune_fraction, h.prune_iterations,
+                           data=data, scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore)
+    if h.randomize_layerwise:
+        mask = mask.shuffled("layerwise", seed(branch), layers_to_ignore=ignore)
+    return mask.to("cpu")
+
+
+def run(branch: Branch) -> list[list[str]]:
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    _, state_step, start_step = steps(branch)
+    mask = Mask.load(branch.dir) if Mask.exists(branch.dir) else make_mask(branch)
+    model = (trunk.fresh_model(seed=derive_seed(seed(branch), "mask")) if h.reinitialize
+             else trunk.model_at(state_step))
+    done = train_masked(trunk, branch.dir, model, mask, start=start_step)
+    return [row("-", mask, done, branch.dir)]
+
+
+main = branch_main(NAME, SUMMARY, BUNDLES, run, seeds=lambda b: {"oneshot": seed(b)}, check=check)

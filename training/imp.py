@@ -1,0 +1,101 @@
+"""Iterative magnitude pruning (the lottery-ticket procedure), shared by the iterative, rewinding
+and reinitialize branches.
+
+Level 0 is the trunk itself. Level L prunes `pruning_fraction` of the weights that survived level
+L-1, ranked by the magnitude of level L-1's final weights (or whole units, for structured IMP),
+then trains from weights that the branch chooses (the init, a rewind point, the final weights).
+Each level lives in `level_<L>/`; its mask.pt is written before training and done.json after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from foundations.bundles import TrainingHparams
+from foundations.errors import UserError
+from foundations.hparams import Hparams, hparam
+from foundations.step import Step
+from platforms.storage import read_json, write_json
+from pruning import prune_in_rounds
+from pruning.mask import Mask
+from pruning.structured import prune_units
+from pruning.validate import SCOPES, check_fraction
+from training.branches.base import Branch, final_model, row, train_masked
+
+STRUCTURES = ("unstructured", "neurons", "filters")
+UNIT_NORMS = ("l1", "l2", "random")
+
+
+@dataclass
+class ImpHparams(Hparams):
+    _name = "Iterative Pruning Hyperparameters"
+    _description = "How many levels, and what each level prunes."
+
+    levels: int = hparam(help="pruning levels after the dense trunk (level 0)")
+    pruning_fraction: float = hparam(0.2, "fraction of the remaining weights pruned at each level")
+    prune_scope: str = hparam("global", "rank weights across all layers (global) or within each (layerwise)",
+                              choices=SCOPES)
+    prune_layers_to_ignore: Optional[str] = hparam(
+        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)")
+    prune_structure: str = hparam("unstructured", "unstructured | neurons | filters", choices=STRUCTURES)
+    unit_norm: str = hparam("l1", "how structured pruning ranks units: l1 | l2 norm of incoming weights, or random",
+                            choices=UNIT_NORMS)
+
+    def validate(self) -> None:
+        if self.levels is not None and self.levels < 0:
+            raise UserError(f"--levels={self.levels} must be zero or positive")
+        check_fraction(self.pruning_fraction, "pruning_fraction")
+
+
+# What a level trains from: (model, start step or None for 0, training hparams or None for the trunk's).
+LevelStart = Callable[[int, Mask, torch.nn.Module], tuple[torch.nn.Module, Optional[Step], Optional[TrainingHparams]]]
+
+
+def level_dir(branch_dir: Path, level: int) -> Path:
+    return Path(branch_dir) / f"level_{level}"
+
+
+def next_mask(branch: Branch, h: ImpHparams, level: int, trained: torch.nn.Module, mask: Mask) -> Mask:
+    ignore = branch.layers_to_ignore(h.prune_layers_to_ignore)
+    if h.prune_structure == "unstructured":
+        return prune_in_rounds(trained, "magnitude", h.pruning_fraction, 1, mask=mask, scope=h.prune_scope,
+                               layers_to_ignore=ignore)
+    return prune_units(trained, mask, h.pruning_fraction, structure=h.prune_structure, norm=h.unit_norm,
+                       seed=branch.replicate * 1000 + level, layers_to_ignore=ignore)
+
+
+def write_level_zero(branch: Branch, directory: Path) -> dict:
+    """level_0 is the trunk: a dense mask and the trunk's final results, pointing at the trunk."""
+    trunk = branch.trunk
+    if not (directory / "done.json").exists():
+        Mask.ones_like(trunk.fresh_model()).save(directory)
+        write_json({**read_json(trunk.dir / "done.json"), "source": str(trunk.dir)}, directory / "done.json")
+    return read_json(directory / "done.json")
+
+
+def run_levels(branch: Branch, h: ImpHparams, start_of_level: LevelStart) -> list[list[str]]:
+    """Levels 0..h.levels, each pruned from the one before; returns the summary rows."""
+    trunk = branch.trunk
+    done = write_level_zero(branch, level_dir(branch.dir, 0))
+    mask = Mask.load(level_dir(branch.dir, 0))
+    rows = [row(0, mask, done, trunk.dir)]
+    trained_dir = trunk.dir
+    for level in range(1, h.levels + 1):
+        directory = level_dir(branch.dir, level)
+        if Mask.exists(directory):
+            mask = Mask.load(directory)
+            previous = None
+        else:
+            previous = final_model(trunk, trained_dir)
+            mask = next_mask(branch, h, level, previous, mask.to(trunk.platform.device)).to("cpu")
+        if not (directory / "done.json").exists():
+            previous = previous if previous is not None else final_model(trunk, trained_dir)
+            model, start, training = start_of_level(level, mask, previous)
+            train_masked(trunk, directory, model, mask, start=start, training=training)
+        rows.append(row(level, mask, read_json(directory / "done.json"), directory))
+        trained_dir = directory
+    return rows
