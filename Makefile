@@ -24,8 +24,12 @@ dataset:
 		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or pass --download to open_prune.py"; \
 	fi
 
+# A short lottery-ticket experiment: dense trunk, IMP levels (winning tickets), and the same masks
+# reinitialized (the control). Each command prints test accuracy by density.
+DEMO = --default_hparams=fashionmnist_lenet_300_100 --training_steps=10ep --levels=4 --root=$(DEMO_ROOT)
 demo: venv dataset
-	$(PY) open_prune.py train --default_hparams=fashionmnist_lenet_300_100 --root=$(DEMO_ROOT)
+	$(PY) open_prune.py branch iterative $(DEMO)
+	$(PY) open_prune.py branch reinitialize $(DEMO) --control=reinit
 
 test: venv dataset
 	$(PY) -m pytest -q
