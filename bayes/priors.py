@@ -114,23 +114,23 @@ class UnitPrior(Prior):
         super().__init__(shapes, init_precision)
         # Split the initial log precision evenly so that delta_out * delta_in starts at init.
         half = self._init_log / 2
-        self.log_out = nn.ParameterList()
-        self.log_in = nn.ParameterList()
-        for name in self.names:
+        self.log_out = nn.ParameterList()  # per tensor: output-unit (or entry) log precisions
+        self.log_in = nn.ParameterDict()  # per weight tensor, keyed by its position in names
+        for index, name in enumerate(self.names):
             shape = self.shapes[name]
             if len(shape) >= 2:
                 self.log_out.append(nn.Parameter(torch.full((shape[0],), half)))
-                self.log_in.append(nn.Parameter(torch.full((shape[1],), half)))
+                self.log_in[str(index)] = nn.Parameter(torch.full((shape[1],), half))
             else:
                 self.log_out.append(self._full(shape))
-                self.log_in.append(nn.Parameter(torch.zeros(0)))
 
     def log_precision(self) -> dict[str, torch.Tensor]:
         result = {}
-        for name, log_out, log_in in zip(self.names, self.log_out, self.log_in):
+        for index, (name, log_out) in enumerate(zip(self.names, self.log_out)):
             shape = self.shapes[name]
             if len(shape) >= 2:
                 trailing = (1,) * (len(shape) - 2)
+                log_in = self.log_in[str(index)]
                 outer = log_out.view(-1, 1, *trailing) + log_in.view(1, -1, *trailing)
                 result[name] = outer.expand(shape)
             else:
