@@ -144,6 +144,7 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     ("--random_labels_fraction=-0.5", ["outside"]),
     ("--optimizer_name=lion", ["invalid choice"]),
     ("--model_init=zeros", ["zeros"]),
+    ("--precision=bf16", ["CUDA"]),
 ])
 def test_bad_flags_are_one_clear_line(cli, flag, needles):
     code, _, err = cli("train", *TINY, flag)

@@ -33,6 +33,8 @@ class Trunk:
         self.seeds = desc.seeds(replicate)
         self.info = datasets_registry.info(desc.dataset.dataset_name)
         self._loaders: dict[bool, object] = {}
+        if desc.training.precision == "bf16" and platform.device.type != "cuda":
+            raise UserError("--precision=bf16 is bf16 autocast on CUDA: use it with a CUDA --device, or drop it")
         if not models_registry.exists(desc.model.model_name):
             raise UserError(f"unknown model {desc.model.model_name!r}; valid names look like: "
                             f"{', '.join(models_registry.name_patterns())}")
