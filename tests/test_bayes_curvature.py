@@ -73,6 +73,39 @@ def test_diag_ggn_is_the_diagonal_of_jt_h_j(build, likelihood):
     assert curv.n_data == 6 and curv.n_outputs == 3
 
 
+def sequence_mlp():
+    """A Linear shared over 2 positions (weight sharing without a conv)."""
+    torch.manual_seed(5)
+    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)).to(DT), (6, 2, 3)
+
+
+def grouped_cnn():
+    """A grouped conv has no closed form here: its weight takes the generic per-example route."""
+    torch.manual_seed(6)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)).to(DT), (6, 2, 7, 7)
+
+
+@pytest.mark.parametrize("build", [sequence_mlp, grouped_cnn])
+@pytest.mark.parametrize("structure", ["diag_ggn", "kfac"])
+def test_weight_sharing_and_generic_layers_get_the_exact_diagonal(build, structure):
+    model, shape = build()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(7), dtype=DT)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    curv = fit_curvature(model, batches(x, y), "classification", structure)
+    jac, out = full_jacobians(model, x)
+    H = output_hessians(out, "classification")
+    exact = {name: torch.einsum("nc...,nck,nk...->...", J, H, J) for name, J in jac.items()}
+    diagonal = dict(curv.diagonal)
+    for block in curv.kron:  # KFAC: compare the diagonal of G kron A where it is exact, else skip
+        diagonal.pop(block.weight, None)
+    for name, d in diagonal.items():
+        torch.testing.assert_close(d, exact[name], rtol=1e-10, atol=1e-12)
+    if structure == "kfac" and build is grouped_cnn:
+        assert set(curv.diagonal) == {"0.weight", "0.bias"}
+    if structure == "diag_ggn":
+        assert set(diagonal) == set(exact)
+
+
 def test_diag_ggn_restores_training_mode_and_counts_the_loss():
     model = tiny_cnn_with_norms().train()
     x, y = data(model, "classification")
