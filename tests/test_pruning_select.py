@@ -3,7 +3,7 @@ import torch
 
 from foundations.errors import UserError
 from pruning import Mask, ScoringData, prune, prune_in_rounds
-from pruning.scores import magnitude_scores
+from pruning.scores.magnitude import magnitude_scores
 from tests.test_pruning_nets import TinyCNN
 
 

@@ -3,24 +3,37 @@ examples per class it reads ('snip10' = SNIP on 10 examples of every class).
 
     score = scores.get("grasp10")
     per_weight = score(model, mask, ScoringData(examples=loader, seed=7))
+
+Every module `pruning/scores/<name>.py` that defines `<name>_scores(model, mask, data)` is a
+score, found here by itself: adding a score is adding one file. A score whose function takes an
+`examples_per_class` keyword reads training examples and is written `<name>N`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
+import pkgutil
 import re
 
 from foundations.errors import UserError
 from pruning.scores.base import ExampleSource, Score, ScoringData
-from pruning.scores.grasp import grasp_scores
-from pruning.scores.graspabs import graspabs_scores
-from pruning.scores.magnitude import magnitude_scores
-from pruning.scores.random import random_scores
-from pruning.scores.snip import snip_scores
-from pruning.scores.synflow import synflow_scores
 
-DATA_FREE = {"random": random_scores, "magnitude": magnitude_scores, "synflow": synflow_scores}
-PER_CLASS = {"snip": snip_scores, "grasp": grasp_scores, "graspabs": graspabs_scores}
+
+def _discover() -> tuple[dict, dict]:
+    data_free, per_class = {}, {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        function = getattr(module, f"{info.name}_scores", None)
+        if function is None:
+            continue
+        takes_count = "examples_per_class" in inspect.signature(function).parameters
+        (per_class if takes_count else data_free)[info.name] = function
+    return data_free, per_class
+
+
+DATA_FREE, PER_CLASS = _discover()
 
 __all__ = ["ExampleSource", "Score", "ScoringData", "get", "names"]
 
