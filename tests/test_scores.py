@@ -17,15 +17,16 @@ def partial_mask(model, seed: int = 0) -> Mask:
 
 # ---- the registry ---------------------------------------------------------------------------
 def test_strategy_strings_parse_to_name_and_examples_per_class():
-    assert scores.get("magnitude") is scores.magnitude_scores
+    from pruning.scores import grasp, graspabs, magnitude, snip
+    assert scores.get("magnitude") is magnitude.magnitude_scores
     snip10 = scores.get("snip10")
-    assert snip10.func is scores.snip_scores and snip10.keywords == {"examples_per_class": 10}
-    assert scores.get("graspabs3").func is scores.graspabs_scores
-    assert scores.get("grasp3").func is scores.grasp_scores
+    assert snip10.func is snip.snip_scores and snip10.keywords == {"examples_per_class": 10}
+    assert scores.get("graspabs3").func is graspabs.graspabs_scores
+    assert scores.get("grasp3").func is grasp.grasp_scores
 
 
 @pytest.mark.parametrize("strategy, message", [
-    ("biggest", "use one of random, magnitude, synflow, snipN, graspN, graspabsN"),
+    ("biggest", "use one of magnitude, random, synflow, graspN, graspabsN, snipN"),
     ("snip", "needs N >= 1"), ("grasp0", "needs N >= 1"), ("synflow3", "takes no example count"),
     ("snip-3", "unknown pruning strategy")])
 def test_bad_strategy_strings_are_user_errors(strategy, message):
