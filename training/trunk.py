@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -109,11 +110,10 @@ class Trunk:
     def _reproduce(self, step: Step) -> None:
         print(f"reproducing the trunk's weights at {step} (not saved during training) ...", file=sys.stderr)
         scratch = self.dir / f"reproduce_{step.ep}ep{step.it}it"
+        quick = self.desc.training.replace(eval_every=str(step))  # the same steps, evaluated only at the ends
         with run_lock(self.dir, wait=True):
             model = self.fresh_model()
-            train(model, self.desc.training, self.loader(True), self.loader(False), scratch,
-                  platform=self.platform, data_order_seed=self.seeds["data_order"], end=step)
+            train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
+                  data_order_seed=self.seeds["data_order"], end=step)
             checkpoint.save_model(model, self.dir, step)
-        for leftover in sorted(scratch.glob("*"), reverse=True):
-            leftover.unlink()
-        scratch.rmdir()
+        shutil.rmtree(scratch)
