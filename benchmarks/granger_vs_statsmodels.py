@@ -1,0 +1,82 @@
+"""Seconds per candidate series: batched Granger tests (ours) vs statsmodels in a loop.
+
+Every candidate x_b is tested against one effect series y for lags 1..maxlag; statsmodels'
+``grangercausalitytests`` is called once per candidate on a subset (it is slow), ours once on
+all of them. Prints a few lines of figures, then ``ratio=<statsmodels s/series ÷ ours>`` last.
+
+    python benchmarks/granger_vs_statsmodels.py [--device cpu] [--series 10000] [--n 60] [--maxlag 14]
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lyapunov.granger import granger_tests  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--series", type=int, default=10_000, help="candidate series for ours")
+    parser.add_argument("--statsmodels_series", type=int, default=40, help="subset for statsmodels, per round")
+    parser.add_argument("--n", type=int, default=60, help="points per series")
+    parser.add_argument("--maxlag", type=int, default=14)
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the best of each side counts")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    generator = np.random.default_rng(0)
+    y = generator.standard_normal(args.n)
+    xs = generator.standard_normal((args.series, args.n))
+    xs[: args.series // 2, 2:] += 0.5 * y[:-2]  # half of them drive y two steps ahead
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    x_t, y_t = torch.tensor(xs, dtype=dtype, device=device), torch.tensor(y, dtype=dtype, device=device)
+
+    from statsmodels.tsa.stattools import grangercausalitytests
+
+    subset = xs[: args.statsmodels_series]
+    granger_tests(x_t[:10], y_t, args.maxlag)  # warm-up
+    # Alternate the two and keep each one's best round, so that load from other processes
+    # on the machine hits both alike.
+    reference_best = ours_best = float("inf")
+    for _ in range(args.repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            reference = [grangercausalitytests(np.column_stack([y, x]), args.maxlag) for x in subset]
+            reference_best = min(reference_best, time.perf_counter() - start)
+        _synchronize(device)
+        start = time.perf_counter()
+        result = granger_tests(x_t, y_t, args.maxlag)
+        _synchronize(device)
+        ours_best = min(ours_best, time.perf_counter() - start)
+    reference_per_series = reference_best / len(subset)
+    ours_per_series = ours_best / args.series
+
+    expected = np.array([[r[lag][0]["ssr_chi2test"][1] for lag in range(1, args.maxlag + 1)] for r in reference])
+    gap = np.abs(result.ssr_chi2test.pvalue[: len(subset)].cpu().double().numpy() - expected).max()
+    print(f"max |ours - statsmodels| ssr_chi2test p-value on the subset: {gap:.2e}")
+    print(f"device={device} threads={torch.get_num_threads()} series={args.series} n={args.n} "
+          f"maxlag={args.maxlag} {args.dtype}")
+    print(f"statsmodels: {reference_per_series * 1e3:.2f} ms/series ({len(subset)} series)")
+    print(f"ours:        {ours_per_series * 1e6:.2f} us/series, {1 / ours_per_series:,.0f} series/s")
+    print(f"ratio={reference_per_series / ours_per_series:.1f}")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Seconds per window: batched Rosenstein exponents (ours) vs nolds.lyap_r called in a loop.
+
+Both see the same random windows and the same parameters; nolds is timed on a subset (it is
+slow), ours on all of them. Prints a few lines of figures, then ``ratio=<nolds s/window ÷ ours>``
+as the last line. On a GPU, pass ``--device cuda --windows 1000000`` for windows/s at scale.
+
+    python benchmarks/lyapunov_vs_nolds.py [--device cpu] [--windows 10000] [--nolds_windows 300]
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lyapunov.rosenstein import largest_lyapunov  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--windows", type=int, default=10_000, help="windows for ours")
+    parser.add_argument("--nolds_windows", type=int, default=200, help="subset timed with nolds, per round")
+    parser.add_argument("--length", type=int, default=50, help="points per window")
+    parser.add_argument("--trajectory_len", type=int, default=20)
+    parser.add_argument("--fit", default="poly", help="ours only; nolds always fits 'poly'")
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the best of each side counts")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    params = dict(emb_dim=2, lag=1, min_tsep=0, trajectory_len=args.trajectory_len)
+    generator = np.random.default_rng(0)
+    windows = generator.standard_normal((args.windows, args.length)).cumsum(axis=1)  # random walks
+    device = torch.device(args.device)
+    x = torch.tensor(windows, dtype=getattr(torch, args.dtype), device=device)
+
+    import nolds
+
+    subset = windows[: args.nolds_windows]
+    largest_lyapunov(x[:100], fit=args.fit, **params)  # warm-up (kernels, allocator)
+    # Alternate the two and keep each one's best round, so that load from other processes
+    # on the machine hits both alike.
+    nolds_best = ours_best = float("inf")
+    for _ in range(args.repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            reference = [nolds.lyap_r(w, fit="poly", **params) for w in subset]
+            nolds_best = min(nolds_best, time.perf_counter() - start)
+        _synchronize(device)
+        start = time.perf_counter()
+        result = largest_lyapunov(x, fit=args.fit, **params)
+        _synchronize(device)
+        ours_best = min(ours_best, time.perf_counter() - start)
+    nolds_per_window = nolds_best / len(subset)
+    ours_per_window = ours_best / args.windows
+
+    if args.fit == "poly" and args.dtype == "float64":
+        gap = np.abs(result.exponent[: len(subset)].cpu().numpy() - np.array(reference)).max()
+        print(f"max |ours - nolds| on the subset: {gap:.2e}")
+    print(f"device={device} threads={torch.get_num_threads()} windows={args.windows} length={args.length} {params} fit={args.fit} {args.dtype}")
+    print(f"nolds: {nolds_per_window * 1e6:.1f} us/window ({len(subset)} windows)")
+    print(f"ours:  {ours_per_window * 1e6:.2f} us/window, {1 / ours_per_window:,.0f} windows/s")
+    print(f"ratio={nolds_per_window / ours_per_window:.1f}")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    main()
