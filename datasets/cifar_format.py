@@ -1,30 +1,18 @@
 """CIFAR-10/100 pickled batches (the "python version" archives) → uint8 image and int64 label tensors.
 
-Layout: `<root>/cifar-10-batches-py/{data_batch_1..5, test_batch}` and
-`<root>/cifar-100-python/{train, test}`. Each file is a pickled dict with a (n, 3072) uint8 array
-under "data" (1024 red, then green, then blue values, row-major) and a list of labels.
+A `PickledBatches` layout names one dataset's folder under the root, the files of each split and
+the key of the labels. Each file is a pickled dict with a (n, 3072) uint8 array under "data" (1024 red, then green,
+then blue values of a 32x32 image, row-major) and a list of labels under the layout's label key.
 """
 
 import pickle
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 
 from foundations.errors import UserError
-
-# name: (folder, train files, test files, label key, torchvision class used for --download)
-_LAYOUT = {
-    "cifar10": (
-        "cifar-10-batches-py",
-        [f"data_batch_{i}" for i in range(1, 6)],
-        ["test_batch"],
-        "labels",
-        torchvision.datasets.CIFAR10,
-    ),
-    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", torchvision.datasets.CIFAR100),
-}
 
 # The globals a CIFAR batch pickle needs (numpy arrays and the Python 2 string codec); anything else is refused,
 # so a file in the dataset root cannot run code when it is read.
@@ -60,25 +48,42 @@ def _read_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Tensor]
     return images, labels
 
 
-def folder(name: str, root: Path) -> Path:
-    return Path(root) / _LAYOUT[name][0]
+@dataclass(frozen=True)
+class PickledBatches:
+    """Where one CIFAR-format dataset's batch files are.
 
+    directory: the folder under the dataset root holding the batch files.
+    train_files, test_files: the files of each split, concatenated in this order.
+    label_key: the key of the label list in each batch ("labels" in CIFAR-10, "fine_labels" in CIFAR-100).
+    download_class: the torchvision dataset class that `--download` uses (it must unpack into
+        `<root>/<directory>`), or None if it cannot.
+    """
 
-def read_split(name: str, train: bool, root: Path, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 3, 32, 32) and int64 labels (N,) of one split of cifar10 or cifar100."""
-    directory, train_files, test_files, label_key, torchvision_class = _LAYOUT[name]
-    directory = Path(root) / directory
-    paths = [directory / f for f in (train_files if train else test_files)]
-    if not all(p.is_file() for p in paths) and download:
-        try:
-            torchvision_class(root=str(root), train=train, download=True)
-        except Exception as error:  # network or disk failures: tell the user, not a traceback
-            raise UserError(f"downloading {name} into {root} failed ({error}); fetch the archive by hand") from error
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(
-            f"{name} not found: looked in {directory} for {', '.join(missing)}; "
-            f"unpack the CIFAR python archive into {root} or pass --download"
-        )
-    parts = [_read_batch(p, label_key) for p in paths]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    directory: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_key: str
+    download_class: type | None = None
+
+    def read_split(
+        self, name: str, train: bool, root: Path, download: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, 3, 32, 32) and int64 labels (N,) of one split."""
+        directory = Path(root) / self.directory
+        paths = [directory / f for f in (self.train_files if train else self.test_files)]
+        if not all(p.is_file() for p in paths) and download and self.download_class is not None:
+            try:
+                self.download_class(root=str(root), train=train, download=True)
+            except Exception as error:  # network or disk failures: tell the user, not a traceback
+                raise UserError(
+                    f"downloading {name} into {root} failed ({error}); fetch the archive by hand"
+                ) from error
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            how = " or pass --download" if self.download_class is not None else ""
+            raise UserError(
+                f"{name} not found: looked in {directory} for {', '.join(missing)}; "
+                f"unpack the CIFAR python archive into {root}{how}"
+            )
+        parts = [_read_batch(p, self.label_key) for p in paths]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

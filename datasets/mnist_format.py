@@ -1,28 +1,25 @@
 """MNIST-family files (IDX format, raw or gzipped) → uint8 image and int64 label tensors.
 
-Layout: `<root>/MNIST/raw/` or `<root>/FashionMNIST/raw/` holding torchvision's four file names,
-each raw or with `.gz`. Fashion-MNIST is also found in Debian's flat directory
-`FASHION_MNIST_FALLBACK` (package dataset-fashion-mnist) when it is absent from the root.
+An `IdxFiles` layout says where one dataset's files are: `<root>/<directory>/raw/` (where
+torchvision's class for that dataset downloads them), then an optional fallback directory, each
+holding the four files raw or with `.gz`.
 """
 
 import gzip
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from foundations.errors import UserError
 
-FASHION_MNIST_FALLBACK = Path("/usr/share/datasets/fashion-mnist")
-
-_FOLDER = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
-_TORCHVISION_CLASS = {"mnist": torchvision.datasets.MNIST, "fashionmnist": torchvision.datasets.FashionMNIST}
 _UBYTE = 0x08
 
 
 def file_names(train: bool) -> tuple[str, str]:
-    """(images, labels) file names of a split, without the optional .gz."""
+    """The standard (images, labels) file names of a split (MNIST's), without the optional .gz."""
     prefix = "train" if train else "t10k"
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
@@ -48,10 +45,10 @@ def _read_labels(path: Path) -> torch.Tensor:
     return read_gzipped_idx(path).long() if path.suffix == ".gz" else read_label_file(str(path))
 
 
-def _find_files(directory: Path, train: bool) -> tuple[Path, Path] | None:
-    """The split's (images, labels) files in `directory`, preferring raw over .gz; None if either is missing."""
+def _find_files(directory: Path, names: tuple[str, str]) -> tuple[Path, Path] | None:
+    """The (images, labels) files in `directory`, preferring raw over .gz; None if either is missing."""
     found = []
-    for name in file_names(train):
+    for name in names:
         candidates = [directory / name, directory / f"{name}.gz"]
         present = [p for p in candidates if p.is_file()]
         if not present:
@@ -60,37 +57,60 @@ def _find_files(directory: Path, train: bool) -> tuple[Path, Path] | None:
     return found[0], found[1]
 
 
-def search_dirs(name: str, root: Path) -> list[Path]:
-    """Directories searched for `name`, in order."""
-    dirs = [Path(root) / _FOLDER[name] / "raw"]
-    if name == "fashionmnist":
-        dirs.append(FASHION_MNIST_FALLBACK)
-    return dirs
+@dataclass(frozen=True)
+class IdxFiles:
+    """Where one MNIST-family dataset's IDX files are, and what to do when they are not there.
 
+    directory: the folder under the dataset root; files are looked for in `<root>/<directory>/raw/`.
+    download_class: the torchvision dataset class that `--download` uses (it must download into
+        that same folder: torchvision names the folder after the class), or None if it cannot.
+    fallback: a function giving one more directory to search after the root's (called at read time).
+    how_to_get: what the missing-files error tells the user to do; `{directory}` stands for
+        `<root>/<directory>/raw`. By default: pass --download, or copy the files there.
+    """
 
-def _missing(name: str, train: bool, dirs: list[Path]) -> UserError:
-    files = ", ".join(f"{f}[.gz]" for f in file_names(train))
-    where = " or ".join(str(d) for d in dirs)
-    how = "pass --download"
-    if name == "fashionmnist":
-        how = f"run `apt-get install dataset-fashion-mnist`, copy the files into {dirs[0]}, or pass --download"
-    return UserError(f"{name} not found: looked in {where} for {files}; {how}")
+    directory: str
+    train_files: tuple[str, str] = file_names(True)
+    test_files: tuple[str, str] = file_names(False)
+    download_class: type | None = None
+    fallback: Callable[[], Path] | None = None
+    how_to_get: str | None = None
 
+    def names(self, train: bool) -> tuple[str, str]:
+        """(images, labels) file names of a split, without the optional .gz."""
+        return self.train_files if train else self.test_files
 
-def read_split(name: str, train: bool, root: Path, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 1, 28, 28) and int64 labels (N,) of one split of mnist or fashionmnist."""
-    dirs = search_dirs(name, root)
-    files = next((f for f in (_find_files(d, train) for d in dirs) if f is not None), None)
-    if files is None and download:
-        try:
-            _TORCHVISION_CLASS[name](root=str(root), train=train, download=True)
-        except Exception as error:  # network or disk failures: tell the user, not a traceback
-            raise UserError(f"downloading {name} into {dirs[0]} failed ({error}); fetch the files by hand") from error
-        files = _find_files(dirs[0], train)
-    if files is None:
-        raise _missing(name, train, dirs)
-    images, labels = _read_images(files[0]), _read_labels(files[1])
-    if images.ndim != 3 or labels.shape != images.shape[:1]:
-        shapes = f"{tuple(images.shape)} vs {tuple(labels.shape)}"
-        raise UserError(f"{files[0]} and {files[1]} disagree ({shapes}): re-download them")
-    return images.unsqueeze(1), labels
+    def search_dirs(self, root: Path) -> list[Path]:
+        """Directories searched, in order."""
+        dirs = [Path(root) / self.directory / "raw"]
+        if self.fallback is not None:
+            dirs.append(Path(self.fallback()))
+        return dirs
+
+    def read_split(
+        self, name: str, train: bool, root: Path, download: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, 1, H, W) and int64 labels (N,) of one split."""
+        dirs = self.search_dirs(root)
+        files = next((f for f in (_find_files(d, self.names(train)) for d in dirs) if f is not None), None)
+        if files is None and download and self.download_class is not None:
+            try:
+                self.download_class(root=str(root), train=train, download=True)
+            except Exception as error:  # network or disk failures: tell the user, not a traceback
+                raise UserError(
+                    f"downloading {name} into {dirs[0]} failed ({error}); fetch the files by hand"
+                ) from error
+            files = _find_files(dirs[0], self.names(train))
+        if files is None:
+            raise self._missing(name, train, dirs)
+        images, labels = _read_images(files[0]), _read_labels(files[1])
+        if images.ndim != 3 or labels.shape != images.shape[:1]:
+            shapes = f"{tuple(images.shape)} vs {tuple(labels.shape)}"
+            raise UserError(f"{files[0]} and {files[1]} disagree ({shapes}): re-download them")
+        return images.unsqueeze(1), labels
+
+    def _missing(self, name: str, train: bool, dirs: list[Path]) -> UserError:
+        files = ", ".join(f"{f}[.gz]" for f in self.names(train))
+        where = " or ".join(str(d) for d in dirs)
+        how = self.how_to_get or ("pass --download" if self.download_class else "copy the files into {directory}")
+        return UserError(f"{name} not found: looked in {where} for {files}; {how.format(directory=dirs[0])}")

@@ -14,6 +14,7 @@ import torch
 import datasets
 from datasets import mnist_format, registry
 from datasets.augment import pad_crop_flip
+from datasets.catalog import fashionmnist
 from datasets.seeds import epoch_order
 from foundations.errors import UserError
 
@@ -84,7 +85,7 @@ def write_cifar(root: Path, name: str, n_per_file: int) -> dict:
 
 def pixels(x: torch.Tensor, name: str) -> torch.Tensor:
     """Undo the normalization: float (N, C, H, W) → uint8 pixels."""
-    spec = registry._SPECS[name]
+    spec = registry.spec(name)
     mean, std = torch.tensor(spec.mean).view(1, -1, 1, 1), torch.tensor(spec.std).view(1, -1, 1, 1)
     return ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
 
@@ -258,7 +259,7 @@ def test_examples_per_class_gives_n_unaugmented_examples_of_each_class(tmp_path)
 
 
 def test_missing_dataset_names_the_directory_and_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist_format, "FASHION_MNIST_FALLBACK", tmp_path / "debian")
+    monkeypatch.setattr(fashionmnist, "DEBIAN_DIR", tmp_path / "debian")
     with pytest.raises(UserError) as error:
         datasets.get(hparams("mnist"), True, root=tmp_path, device="cpu")
     assert str(tmp_path / "MNIST" / "raw") in str(error.value) and "train-images-idx3-ubyte" in str(error.value)
@@ -283,7 +284,7 @@ def test_a_pickle_that_is_not_a_cifar_batch_is_refused(tmp_path):
 def test_fashion_mnist_falls_back_to_the_debian_directory(tmp_path, monkeypatch):
     debian = tmp_path / "usr-share-datasets-fashion-mnist"
     data = write_mnist(debian, n_train=12, n_test=9, gz=True)
-    monkeypatch.setattr(mnist_format, "FASHION_MNIST_FALLBACK", debian)
+    monkeypatch.setattr(fashionmnist, "DEBIAN_DIR", debian)
     loader = datasets.get(hparams("fashionmnist"), False, root=tmp_path / "empty_root", device="cpu")
     x, y = run_epoch(loader)
     assert torch.equal(pixels(x, "fashionmnist"), data[False][0]) and torch.equal(y, data[False][1])
@@ -315,7 +316,7 @@ def test_registry_facts_and_unknown_names():
         datasets.get(hparams("mnist", batch_size=0), True, root=Path("/nonexistent"), device="cpu")
 
 
-@pytest.mark.skipif(not mnist_format.FASHION_MNIST_FALLBACK.is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not fashionmnist.DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_the_installed_fashion_mnist_matches_its_published_facts(tmp_path):
     info = datasets.info("fashionmnist")
     for train, n in ((True, info.num_train), (False, info.num_test)):

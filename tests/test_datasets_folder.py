@@ -69,7 +69,7 @@ def write_jpeg(image: torch.Tensor, path: str, quality: int) -> None:
 
 
 def pixels(x: torch.Tensor, name: str) -> torch.Tensor:
-    spec = registry._SPECS[name]
+    spec = registry.spec(name)
     mean, std = torch.tensor(spec.mean).view(1, -1, 1, 1), torch.tensor(spec.std).view(1, -1, 1, 1)
     return ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
 

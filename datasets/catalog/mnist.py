@@ -1,0 +1,18 @@
+"""MNIST: handwritten digits, 28x28 grey, in torchvision's layout `<root>/MNIST/raw/`."""
+
+import torchvision
+
+from datasets.mnist_format import IdxFiles
+from datasets.spec import DatasetSpec
+
+SPEC = DatasetSpec(
+    name="mnist",
+    num_classes=10,
+    input_shape=(1, 28, 28),
+    num_train=60000,
+    num_test=10000,
+    mean=(0.1307,),
+    std=(0.3081,),
+    files=IdxFiles(directory="MNIST", download_class=torchvision.datasets.MNIST),
+    rank=10,
+)

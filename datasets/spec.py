@@ -1,0 +1,62 @@
+"""What one catalog entry declares: a dataset's facts and how its files are stored and augmented.
+
+A `DatasetSpec` is plain data. Its `files` field is one of the format layouts, which say where the
+files sit under the dataset root and what they are called:
+  mnist_format.IdxFiles         IDX files, held in memory (MNIST family)
+  cifar_format.PickledBatches   CIFAR python-format batches, held in memory
+  folder_format.ImageFolders    one folder of images per class, decoded by DataLoader workers
+"""
+
+from dataclasses import dataclass
+
+from datasets.cifar_format import PickledBatches
+from datasets.folder_format import ImageFolders
+from datasets.mnist_format import IdxFiles
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]  # (C, H, W) of one model input
+    num_train: int
+    num_test: int
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: what `datasets.info` reports, its normalization, and how `datasets.get` reads it.
+
+    mean, std: per-channel statistics of the training images, in [0, 1] pixel units.
+    files: where the files are and how they are read (see the module docstring).
+    pad_crop: in-memory sets only: training augmentation is a pad-crop by this many pixels plus a
+        random horizontal flip, done on the device; None for no augmentation. Folder sets declare
+        their transforms in their `ImageFolders` instead.
+    rank: position in `datasets.names()` and in error messages (ascending, ties broken by name).
+    """
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    num_train: int
+    num_test: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    files: IdxFiles | PickledBatches | ImageFolders
+    pad_crop: int | None = None
+    rank: int = 100
+
+    def __post_init__(self) -> None:
+        channels = self.input_shape[0] if len(self.input_shape) == 3 else None
+        if channels is None or min(self.input_shape) < 1:
+            raise ValueError(f"{self.name}: input_shape must be (channels, height, width), got {self.input_shape}")
+        if len(self.mean) != channels or len(self.std) != channels or min(self.std) <= 0:
+            raise ValueError(f"{self.name}: mean and std need one value per channel ({channels}), std > 0")
+        if min(self.num_classes, self.num_train, self.num_test) < 1:
+            raise ValueError(f"{self.name}: num_classes, num_train and num_test must be positive")
+        if self.pad_crop is not None and (self.pad_crop < 1 or isinstance(self.files, ImageFolders)):
+            raise ValueError(f"{self.name}: pad_crop is a positive padding for in-memory sets only")
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self.num_classes, self.input_shape, self.num_train, self.num_test)
