@@ -225,7 +225,9 @@ def _orthonormal_columns(a: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
 
 def _check_inputs(x: Tensor, y: Tensor, maxlag: int) -> None:
     if x.dim() != 2 or y.dim() != 1 or x.shape[1] != y.shape[0]:
-        raise UserError(f"need x of shape (B, n) and y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UserError(
+            f"need x of shape (B, n) and y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if not torch.is_floating_point(x) or x.dtype != y.dtype:
         raise UserError(f"x and y must share one floating-point dtype, got {x.dtype} and {y.dtype}")
     if x.device != y.device:

@@ -124,12 +124,10 @@ def divergence_curve(x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajector
         s = e * lag
         pair_dist2 = pair_dist2 + step_sq[:, :, s : s + trajectory_len]
 
-    # Pairs at distance zero are left out of that step's mean (their log would be -inf):
-    # adding 1 - sign(d**2) turns exactly those into log(1) = 0 and leaves the rest untouched.
-    nonzero = pair_dist2.sign()
-    count = nonzero.sum(dim=1)
-    log_sum = (pair_dist2 + nonzero.neg_().add_(1.0)).log_().sum(dim=1)
-    mean_log = log_sum.mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
+    # Pairs at distance zero are left out of that step's mean: their log, -inf, counts as 0.
+    count = pair_dist2.sign().sum(dim=1)
+    log_dist2 = pair_dist2.log_().nan_to_num_(nan=float("nan"), posinf=float("inf"), neginf=0.0)
+    mean_log = log_dist2.sum(dim=1).mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
     return mean_log.masked_fill(count == 0, float("-inf"))
 
 
@@ -186,7 +184,9 @@ def _check_arguments(
     if fit == "diff" and trajectory_len < 2:
         raise UserError("fit='diff' needs trajectory_len >= 2 (it is curve[1] - curve[0])")
     if fit == "poly" and trajectory_len < fit_offset + 2:
-        raise UserError(f"fit='poly' needs trajectory_len >= fit_offset + 2 to fit a line, got {trajectory_len}")
+        raise UserError(
+            f"fit='poly' needs trajectory_len >= fit_offset + 2 to fit a line, got {trajectory_len}"
+        )
     need = min_series_length(emb_dim, lag, min_tsep, trajectory_len)
     if x.shape[-1] < need:
         raise UserError(

@@ -37,7 +37,8 @@ def test_matches_nolds_in_a_loop_over_weights_and_windows():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = [
-            [nolds.lyap_r(trajectory[s : s + window, p], fit="poly", **PARAMS) for p in range(4)] for s in starts
+            [nolds.lyap_r(trajectory[s : s + window, p], fit="poly", **PARAMS) for p in range(4)]
+            for s in starts
         ]
     np.testing.assert_allclose(result.exponents.numpy(), expected, rtol=0, atol=1e-9)
     assert not result.degenerate.any()
