@@ -192,3 +192,29 @@ def test_errors_from_a_subprocess_have_no_traceback(tmp_path):
                              "--training_steps=banana"], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1 and "banana" in result.stderr
+
+
+class Poison(Hook):
+    """Make the weights non-finite after a given step, as a diverging run would."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def after_optimizer_step(self, state):
+        if state.iteration == self.at:
+            with torch.no_grad():
+                next(state.model.parameters()).fill_(float("nan"))
+
+
+def test_divergence_keeps_the_last_good_checkpoint(cli, monkeypatch):
+    import training.trunk
+    real_train = loop.train
+    monkeypatch.setattr(training.trunk, "train",
+                        lambda *a, **k: real_train(*a, **{**k, "hooks": [*k.get("hooks", ()), Poison(5)]}))
+    code, _, err = cli("train", *TINY)
+    one_line_error(code, err, "before step 2ep0it", "last good checkpoint")
+    path = run_dir(cli)
+    saved = torch.load(path / "checkpoint.pt", weights_only=True)
+    assert saved["iteration"] == 4  # the epoch-1 checkpoint, written before the weights went bad
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+    assert not (path / "done.json").exists()
