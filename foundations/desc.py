@@ -8,6 +8,7 @@ existing run directory.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -19,7 +20,10 @@ from foundations.seeds import derive_seed
 from platforms.storage import read_json, write_json, write_text
 
 SCHEMA_VERSION = 1
-PACKAGE_VERSION = "0.1.0"
+try:
+    PACKAGE_VERSION = importlib.metadata.version("open_prune")
+except importlib.metadata.PackageNotFoundError:  # running from a checkout that was never installed
+    PACKAGE_VERSION = "unknown"
 
 
 def hash_bundles(bundles: dict[str, Hparams], extra: str = "") -> str:
