@@ -55,7 +55,7 @@ def largest_lyapunov(
     ``decimals`` rounds the input first (the chaos-causality data were rounded to 6). A series
     whose range is ``<= tol``, that holds a non-finite value, or whose curve leaves no finite fit
     is flagged ``degenerate`` and gets ``degenerate_value`` as its exponent. Pairwise distances are
-    computed for at most ``max_chunk_elements`` entries at a time (default: 2**18 on CPU, where
+    computed for at most ``max_chunk_elements`` entries at a time (default: 2**19 on CPU, where
     chunks that fit in cache are fastest, 2**25 elsewhere), so memory stays bounded for any batch.
     """
     _check_arguments(x, emb_dim, lag, min_tsep, trajectory_len, fit, fit_offset)
@@ -66,7 +66,7 @@ def largest_lyapunov(
 
     ntraj = n - (emb_dim - 1) * lag - trajectory_len + 1
     if max_chunk_elements is None:
-        max_chunk_elements = 1 << 18 if x.device.type == "cpu" else 1 << 25
+        max_chunk_elements = 1 << 19 if x.device.type == "cpu" else 1 << 25
     rows = max(1, max_chunk_elements // (ntraj * ntraj))
     curve = series.new_empty(series.shape[0], trajectory_len)
     for start in range(0, series.shape[0], rows):
