@@ -13,6 +13,7 @@ from datasets import registry
 from datasets.augment import pad_crop_flip
 from datasets.seeds import epoch_order
 from foundations.errors import UserError
+from tests.test_datasets import identify, pixels, run_epoch
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
 
@@ -68,20 +69,6 @@ def write_jpeg(image: torch.Tensor, path: str, quality: int) -> None:
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, format="JPEG", quality=quality)
 
 
-def pixels(x: torch.Tensor, name: str) -> torch.Tensor:
-    spec = registry.spec(name)
-    mean, std = torch.tensor(spec.mean).view(1, -1, 1, 1), torch.tensor(spec.std).view(1, -1, 1, 1)
-    return ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
-
-
-def identify(x: torch.Tensor, name: str) -> torch.Tensor:
-    flat = pixels(x, name).flatten(1).long()
-    return flat[:, 0] * 256 + flat[:, 1]
-
-
-def run_epoch(loader, epoch: int = 0, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    batches = list(loader.batches(epoch, **kwargs))
-    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
 def test_tiny_imagenet_training_files_round_trip_in_dataset_order(tmp_path):
