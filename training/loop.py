@@ -60,7 +60,8 @@ def _boundaries(h: TrainingHparams, ipe: int, start: int, end: int) -> tuple[set
     every = Step.parse(h.eval_every, ipe, "eval_every").iteration if h.eval_every else ipe
     if every <= 0:
         raise UserError("--eval_every must be at least 1it")
-    evals = set(range(start, end + 1, every)) | {end}
+    first_multiple = -(-start // every) * every  # evaluations line up with the trunk's
+    evals = {start, end} | set(range(first_multiple, end + 1, every))
     saves = {start, end} | {s.iteration for s in Step.parse_list(h.weight_save_steps, ipe, "weight_save_steps")
                             if start <= s.iteration <= end}
     return evals, saves
