@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bayes.layer_capture import LayerRef, capturing, closed_form_layers, output_positions
+from bayes.layer_capture import capturing, closed_form_layers, output_positions
 from bayes.likelihood import (
     check_likelihood,
     check_outputs,

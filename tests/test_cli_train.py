@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from foundations.bundles import TrainingHparams
 from tests.conftest import TINY
 from training.hooks import Hook
 from training import loop

@@ -25,13 +25,6 @@ def hparams(name: str, batch_size: int = 8, **overrides) -> SimpleNamespace:
     return SimpleNamespace(**{**fields, **overrides})
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    registry.clear_cache()
-    yield
-    registry.clear_cache()
-
-
 def unique_images(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
     """Random uint8 images whose first two pixels spell their index, so every image is identifiable."""
     images = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)

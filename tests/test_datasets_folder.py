@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 import datasets
-from datasets import registry
 from datasets.augment import pad_crop_flip
 from datasets.seeds import epoch_order
 from foundations.errors import UserError
@@ -22,13 +21,6 @@ def hparams(name: str, batch_size: int = 4, **overrides) -> SimpleNamespace:
     fields = dict(dataset_name=name, batch_size=batch_size, do_not_augment=False, transformation_seed=0,
                   subsample_fraction=None, random_labels_fraction=None)
     return SimpleNamespace(**{**fields, **overrides})
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    registry.clear_cache()
-    yield
-    registry.clear_cache()
 
 
 def unique_image(index: int, size: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from foundations.bundles import DatasetHparams, ModelHparams, TrainingHparams
 from foundations.cli import Parser
 from foundations.desc import TrainDesc, hash_bundles
 from foundations.errors import UserError
-from foundations.hparams import Hparams, hparam
+from foundations.hparams import hparam
 from foundations.seeds import derive_seed
 
 

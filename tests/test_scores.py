@@ -70,7 +70,7 @@ def test_synflow_matches_the_closed_form_of_a_positive_linear_chain():
     mask = partial_mask(model, seed=2)
     a1 = (model.first.weight * mask["first.weight"]).abs().double().detach()
     a2 = (model.second.weight * mask["second.weight"]).abs().double().detach()
-    b1, b2 = model.first.bias.abs().double().detach(), model.second.bias.abs().double().detach()
+    b1 = model.first.bias.abs().double().detach()  # b2 adds to R but not to its weight gradients
     hidden = a1 @ torch.ones(3, dtype=torch.float64) + b1  # R = 1'(A2 (A1 1 + b1) + b2)
     expected_second = a2 * torch.outer(torch.ones(2, dtype=torch.float64), hidden)  # dR/dA2 = 1 h1'
     ones2, ones3 = torch.ones(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator
 
 
 class MetricLog:
@@ -34,18 +33,3 @@ class MetricLog:
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()
 
-
-def read_metrics(path: Path) -> Iterator[dict]:
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
-def last_value(path: Path, name: str) -> float | None:
-    """The most recent value of metric `name`, or None."""
-    value = None
-    for record in read_metrics(path):
-        if record["name"] == name:
-            value = record["value"]
-    return value

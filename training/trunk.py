@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
