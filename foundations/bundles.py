@@ -68,12 +68,14 @@ class TrainingHparams(Hparams):
     training_steps: str = hparam(help="length of training, e.g. 160ep, 500it, 2ep10it")
     momentum: float = hparam(0.0, "SGD momentum")
     nesterov: bool = hparam(False, "Nesterov momentum (SGD)")
-    milestone_steps: Optional[str] = hparam(None, "steps where the learning rate is multiplied by gamma, e.g. 80ep,120ep")
+    milestone_steps: Optional[str] = hparam(
+        None, "steps where the learning rate is multiplied by gamma, e.g. 80ep,120ep", is_list=True)
     gamma: Optional[float] = hparam(None, "learning-rate factor at each milestone")
     warmup_steps: Optional[str] = hparam(None, "linear learning-rate warmup from 0 over this many steps")
     weight_decay: Optional[float] = hparam(None, "L2 weight decay (decoupled for adamw)")
     data_order_seed: Optional[int] = hparam(None, "seed for the order of examples (default: derived from the replicate)")
-    weight_save_steps: Optional[str] = hparam(None, "extra steps at which to save the weights, e.g. 1000it,2ep")
+    weight_save_steps: Optional[str] = hparam(
+        None, "extra steps at which to save the weights, e.g. 1000it,2ep", is_list=True)
     eval_every: Optional[str] = hparam(None, "evaluate on the test set this often (default: every epoch)")
     precision: str = hparam("fp32", "fp32 | bf16 (bf16 autocast, CUDA only)", choices=PRECISIONS)
 

@@ -20,10 +20,20 @@ from foundations.errors import UserError
 H = TypeVar("H", bound="Hparams")
 
 
-def hparam(default: Any = MISSING, help: str = "", choices: Optional[tuple] = None) -> Any:
-    """A dataclass field with help text (and optional choices) for its command-line flag."""
-    metadata = {"help": help, "choices": choices}
+def hparam(default: Any = MISSING, help: str = "", choices: Optional[tuple] = None, *,
+           is_list: bool = False) -> Any:
+    """A dataclass field with help text (and optional choices) for its command-line flag.
+
+    `is_list` marks a string field whose value is itself a comma-separated list (e.g. milestone
+    steps), so a grid of runs never splits it at its commas (see foundations/grid.py)."""
+    metadata = {"help": help, "choices": choices, "is_list": is_list}
     return field(default=default, metadata=metadata)
+
+
+def list_valued_flags(bundles: "dict[str, type[Hparams]] | list[type[Hparams]]", prefix: str = "") -> set[str]:
+    """The flag names (without dashes) of every field marked `is_list` in these bundle classes."""
+    classes = bundles.values() if isinstance(bundles, dict) else bundles
+    return {prefix + f.name for cls in classes for f in fields(cls) if f.metadata.get("is_list")}
 
 
 def _base_type(annotation: Any) -> type:

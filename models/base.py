@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import torch.nn as nn
 
-InputShape = tuple[int, int, int]
+InputShape = tuple[int, ...]  # one example: (C, H, W) for images, (features,) for tables
 
 
 class Model(nn.Module):

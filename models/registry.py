@@ -69,10 +69,11 @@ def default_hparams(model_name: str) -> dict:
 
 def _check_shape(input_shape: InputShape, num_classes: int) -> InputShape:
     shape = tuple(int(size) for size in input_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width), all positive; got {input_shape}")
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be one example's shape, e.g. (channels, height, width) or "
+                         f"(features,), all positive; got {input_shape}")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be positive, got {num_classes}")
+        raise ValueError(f"num_classes (the number of outputs) must be positive, got {num_classes}")
     return shape  # type: ignore[return-value]
 
 

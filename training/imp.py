@@ -40,7 +40,7 @@ class ImpHparams(Hparams):
     prune_scope: str = hparam("global", "rank weights across all layers (global) or within each (layerwise)",
                               choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
-        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)")
+        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)", is_list=True)
     prune_structure: str = hparam("unstructured", "unstructured | neurons | filters", choices=STRUCTURES)
     unit_norm: str = hparam("l1", "how structured pruning ranks units: l1 | l2 norm of incoming weights, or random",
                             choices=UNIT_NORMS)

@@ -7,6 +7,8 @@ are hashed under the trunk) and `run(branch) -> rows`, and sets `main = branch_m
 
 from __future__ import annotations
 
+import argparse
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -96,6 +98,18 @@ def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:
             str(run_dir)]
 
 
+def locate(name: str, summary: str, bundles: dict[str, type[Hparams]], argv: list[str],
+           ) -> tuple[Branch, argparse.Namespace]:
+    """Parse a branch's argv into its Branch (trunk, bundles, directory) without training or
+    writing anything; reading commands use it to find the run dirs a command would make."""
+    parser = build_parser(f"open_prune.py branch {name}", summary, argv, extra_bundles=bundles)
+    args = parser.parse_args(argv)
+    if args.replicate < 0:
+        raise UserError(f"--replicate={args.replicate} must be zero or positive")
+    trunk = Trunk(trunk_desc(args), args.replicate, Platform.from_args(args))
+    return Branch(name, trunk, {key: bundle.from_args(args) for key, bundle in bundles.items()}), args
+
+
 def branch_main(name: str, summary: str, bundles: dict[str, type[Hparams]],
                 run: Callable[[Branch], list[list[str]]],
                 seeds: Callable[[Branch], dict[str, int]] = lambda branch: {},
@@ -104,12 +118,7 @@ def branch_main(name: str, summary: str, bundles: dict[str, type[Hparams]],
     `check` validates flags against the trunk before anything is trained or written."""
 
     def main(argv: list[str]) -> int:
-        parser = build_parser(f"open_prune.py branch {name}", summary, argv, extra_bundles=bundles)
-        args = parser.parse_args(argv)
-        if args.replicate < 0:
-            raise UserError(f"--replicate={args.replicate} must be zero or positive")
-        trunk = Trunk(trunk_desc(args), args.replicate, Platform.from_args(args))
-        branch = Branch(name, trunk, {key: bundle.from_args(args) for key, bundle in bundles.items()})
+        branch, args = locate(name, summary, bundles, argv)
         check(branch)
         if args.display_output_location:
             print(branch.dir)

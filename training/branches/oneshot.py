@@ -39,7 +39,7 @@ class OneshotHparams(Hparams):
     seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
     prune_scope: str = hparam("global", "global | layerwise", choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
-        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)")
+        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)", is_list=True)
 
     def validate(self) -> None:
         if self.strategy is not None:
