@@ -1,4 +1,4 @@
-"""A loader over a dataset held whole on the device as uint8 tensors.
+"""A loader over a dataset held whole on the device: uint8 images, or float rows of a table.
 
 Batches are cut by indexing on the device, augmented there, and normalized there; an epoch costs one
 small host-to-device copy (its order and augmentation parameters) and no host sync per batch.
@@ -11,13 +11,16 @@ import torch
 from datasets.augment import draw_pad_crop_flip, pad_crop_flip
 from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order
+from foundations.errors import UserError
 
 
 class InMemoryLoader:
-    """Batches of (normalized float32 images, int64 labels) from uint8 images resident on a device.
+    """Batches of (normalized float32 images, int64 labels) from uint8 images resident on a device,
+    or of (float32 rows, targets) of a table (no normalization: tables arrive standardized).
 
     augment_padding: None for no augmentation, else pad-crop by that many pixels plus a random
     horizontal flip, seeded from (transformation_seed, epoch) and the batch's position in the epoch.
+    task: "classification" (int64 labels) or "regression" (float targets (N, O)).
     """
 
     def __init__(
@@ -31,9 +34,15 @@ class InMemoryLoader:
         std: tuple[float, ...],
         transformation_seed: int,
         augment_padding: int | None = None,
+        task: str = "classification",
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
-            raise ValueError(f"expected uint8 (N, C, H, W) images and (N,) labels, got {images.shape} {labels.shape}")
+        is_images = images.dtype == torch.uint8 and images.ndim == 4
+        is_table = images.is_floating_point() and images.ndim == 2 and augment_padding is None
+        if not (is_images or is_table) or labels.shape[:1] != images.shape[:1]:
+            raise ValueError(f"expected uint8 (N, C, H, W) images or float (N, D) rows with N targets, "
+                             f"got {images.dtype} {tuple(images.shape)} and {tuple(labels.shape)}")
+        self.task = task
+        self._is_images = is_images
         self.images = images
         self.labels = labels
         self.num_examples = images.shape[0]
@@ -41,9 +50,10 @@ class InMemoryLoader:
         self.num_classes = num_classes
         self.transformation_seed = transformation_seed
         self.augment_padding = augment_padding
-        shape = (1, len(mean), 1, 1)
-        self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
-        self._std = torch.tensor(std, dtype=torch.float32, device=images.device).view(shape)
+        if is_images:
+            shape = (1, len(mean), 1, 1)
+            self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
+            self._std = torch.tensor(std, dtype=torch.float32, device=images.device).view(shape)
 
     @property
     def device(self) -> torch.device:
@@ -53,7 +63,9 @@ class InMemoryLoader:
         return -(-self.num_examples // self.batch_size)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels → float32 (x / 255 - mean) / std, per channel."""
+        """uint8 pixels → float32 (x / 255 - mean) / std, per channel; table rows as they are."""
+        if not self._is_images:
+            return images
         return images.float().div_(255).sub_(self._mean).div_(self._std)
 
     def batches(
@@ -86,5 +98,7 @@ class InMemoryLoader:
 
     def examples_per_class(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n seeded examples of every class, grouped by class, unaugmented and normalized, on the device."""
+        if self.task != "classification":
+            raise UserError("this score draws examples per class, but the dataset is a regression task")
         chosen = per_class_indices(self.labels, n, self.num_classes, seed).to(self.device)
         return self.normalize(self.images.index_select(0, chosen)), self.labels.index_select(0, chosen)

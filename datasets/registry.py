@@ -23,8 +23,10 @@ from datasets.folder_format import ImageFolders
 from datasets.folder_loader import FolderLoader
 from datasets.loader import Loader
 from datasets.memory_loader import InMemoryLoader
+from datasets.seeds import derive_seed, generator
 from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
+from datasets.table_format import stratified_split
 from foundations.errors import UserError
 
 __all__ = ["DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "spec", "specs"]
@@ -85,43 +87,81 @@ def _check(hparams: Any, num_workers: int) -> None:
         raise UserError(f"num_workers={num_workers} must be >= 0")
 
 
+SPLITS = ("train", "val", "test")
+
+
+def _split_name(split: bool | str) -> str:
+    """True/False (the training/test split) or one of SPLITS."""
+    if isinstance(split, bool):
+        return "train" if split else "test"
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return split
+
+
+def _validation_rows(labels: torch.Tensor, h: Any, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training rows, validation rows) of the training split: a seeded hold-out of
+    validation_fraction, stratified by class for classification."""
+    labels = labels.cpu()
+    if task == "classification":
+        return stratified_split(labels, h.validation_fraction, derive_seed(h.transformation_seed, "validation"))
+    count = round(h.validation_fraction * labels.shape[0])
+    order = torch.randperm(labels.shape[0], generator=generator(h.transformation_seed, "validation"))
+    return order[count:].sort().values, order[:count].sort().values
+
+
 def get(
     dataset_hparams: Any,
-    train: bool,
+    train: bool | str,
     *,
     root: Path,
     device: torch.device | str,
     download: bool = False,
     num_workers: int = 0,
 ) -> Loader:
-    """A loader over the training split (`train`) or the test split of `dataset_hparams.dataset_name`.
+    """A loader over the training split (`train` True or "train"), the validation split ("val":
+    held out of the training set by validation_fraction) or the test split (False or "test").
 
-    subsample_fraction and random_labels_fraction (training split only) are seeded by
-    transformation_seed: first a subset is kept, then labels of that subset are randomized.
+    The training split is subsampled first (subsample_fraction), then the validation rows are held
+    out of what remains, then labels of the training rows are randomized (random_labels_fraction);
+    all three are seeded by transformation_seed.
     """
     h = dataset_hparams
+    validation = getattr(h, "validation_fraction", None)
+    split = _split_name(train)
     name, entry = h.dataset_name, spec(h.dataset_name)
     _check(h, num_workers)
+    if split == "val" and validation is None:
+        raise UserError("there is no validation split: add --validation_fraction (e.g. 0.1) to hold one out")
+    from_train = split != "test"
     root, device = Path(root).expanduser().resolve(), torch.device(device)
     seed = h.transformation_seed
-    augment = train and not h.do_not_augment
+    augment = split == "train" and not h.do_not_augment
     if not isinstance(entry.files, ImageFolders):
-        cpu = _cached((name, train, root), lambda: entry.files.read_split(name, train, root, download))
-        images, labels = _cached((name, train, root, str(device)), lambda: (cpu[0].to(device), cpu[1].to(device)))
-        if train and h.subsample_fraction is not None:
+        cpu = _cached((name, from_train, root), lambda: entry.files.read_split(name, from_train, root, download))
+        images, labels = _cached((name, from_train, root, str(device)),
+                                 lambda: (cpu[0].to(device), cpu[1].to(device)))
+        if from_train and h.subsample_fraction is not None:
             kept = subsample_indices(images.shape[0], h.subsample_fraction, seed).to(device)
             images, labels = images.index_select(0, kept), labels.index_select(0, kept)
-        if train and h.random_labels_fraction is not None:
+        if from_train and validation is not None:
+            rows = _validation_rows(labels, h, entry.task)[0 if split == "train" else 1].to(device)
+            images, labels = images.index_select(0, rows), labels.index_select(0, rows)
+        if split == "train" and h.random_labels_fraction is not None:
             labels = randomize_labels(labels, h.random_labels_fraction, entry.num_classes, seed)
         return InMemoryLoader(
             images, labels, num_classes=entry.num_classes, batch_size=h.batch_size, mean=entry.mean,
             std=entry.std, transformation_seed=seed, augment_padding=entry.pad_crop if augment else None,
+            task=entry.task,
         )
 
-    samples, classes = _cached((name, train, root), lambda: entry.files.list_samples(name, train, root))
-    if train and h.subsample_fraction is not None:
+    samples, classes = _cached((name, from_train, root), lambda: entry.files.list_samples(name, from_train, root))
+    if from_train and h.subsample_fraction is not None:
         samples = [samples[i] for i in subsample_indices(len(samples), h.subsample_fraction, seed).tolist()]
-    if train and h.random_labels_fraction is not None:
+    if from_train and validation is not None:
+        rows = _validation_rows(torch.tensor([label for _, label in samples]), h, entry.task)
+        samples = [samples[i] for i in rows[0 if split == "train" else 1].tolist()]
+    if split == "train" and h.random_labels_fraction is not None:
         labels = torch.tensor([label for _, label in samples])
         labels = randomize_labels(labels, h.random_labels_fraction, len(classes), seed).tolist()
         samples = [(path, label) for (path, _), label in zip(samples, labels)]

@@ -5,6 +5,7 @@ files sit under the dataset root and what they are called:
   mnist_format.IdxFiles         IDX files, held in memory (MNIST family)
   cifar_format.PickledBatches   CIFAR python-format batches, held in memory
   folder_format.ImageFolders    one folder of images per class, decoded by DataLoader workers
+  table_format.TensorTable      rows built in memory (synthetic tasks, scikit-learn's tables)
 """
 
 from dataclasses import dataclass
@@ -12,15 +13,19 @@ from dataclasses import dataclass
 from datasets.cifar_format import PickledBatches
 from datasets.folder_format import ImageFolders
 from datasets.mnist_format import IdxFiles
+from datasets.table_format import TensorTable
+
+TASKS = ("classification", "regression")
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
-    num_classes: int
-    input_shape: tuple[int, int, int]  # (C, H, W) of one model input
+    num_classes: int  # the number of model outputs (for regression: the target's width)
+    input_shape: tuple[int, ...]  # one model input: (C, H, W) for images, (features,) for tables
     num_train: int
     num_test: int
+    task: str = "classification"
 
 
 @dataclass(frozen=True)
@@ -37,26 +42,33 @@ class DatasetSpec:
 
     name: str
     num_classes: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_train: int
     num_test: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    files: IdxFiles | PickledBatches | ImageFolders
+    files: IdxFiles | PickledBatches | ImageFolders | TensorTable
     pad_crop: int | None = None
     rank: int = 100
+    task: str = "classification"
 
     def __post_init__(self) -> None:
-        channels = self.input_shape[0] if len(self.input_shape) == 3 else None
-        if channels is None or min(self.input_shape) < 1:
-            raise ValueError(f"{self.name}: input_shape must be (channels, height, width), got {self.input_shape}")
-        if len(self.mean) != channels or len(self.std) != channels or min(self.std) <= 0:
-            raise ValueError(f"{self.name}: mean and std need one value per channel ({channels}), std > 0")
+        if self.task not in TASKS:
+            raise ValueError(f"{self.name}: task must be one of {TASKS}, got {self.task!r}")
+        if isinstance(self.files, TensorTable):
+            if len(self.input_shape) != 1 or self.input_shape[0] < 1 or self.mean or self.std:
+                raise ValueError(f"{self.name}: a table has input_shape (features,) and no pixel mean/std")
+        else:
+            channels = self.input_shape[0] if len(self.input_shape) == 3 else None
+            if channels is None or min(self.input_shape) < 1:
+                raise ValueError(f"{self.name}: input_shape must be (channels, height, width), got {self.input_shape}")
+            if len(self.mean) != channels or len(self.std) != channels or min(self.std) <= 0:
+                raise ValueError(f"{self.name}: mean and std need one value per channel ({channels}), std > 0")
         if min(self.num_classes, self.num_train, self.num_test) < 1:
             raise ValueError(f"{self.name}: num_classes, num_train and num_test must be positive")
-        if self.pad_crop is not None and (self.pad_crop < 1 or isinstance(self.files, ImageFolders)):
+        if self.pad_crop is not None and (self.pad_crop < 1 or isinstance(self.files, (ImageFolders, TensorTable))):
             raise ValueError(f"{self.name}: pad_crop is a positive padding for in-memory sets only")
 
     @property
     def info(self) -> DatasetInfo:
-        return DatasetInfo(self.name, self.num_classes, self.input_shape, self.num_train, self.num_test)
+        return DatasetInfo(self.name, self.num_classes, self.input_shape, self.num_train, self.num_test, self.task)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
-from foundations.step import check_step_list_syntax, check_step_syntax
+from foundations.step import Step, check_step_list_syntax, check_step_syntax
 
 
 def check_fraction(value: Optional[float], flag: str, allow_zero: bool = True) -> None:
@@ -33,12 +34,18 @@ class DatasetHparams(Hparams):
     subsample_fraction: Optional[float] = hparam(None, "train on this fraction of the training set (seeded)")
     random_labels_fraction: Optional[float] = hparam(
         None, "replace this fraction of training labels with random ones (seeded)")
+    validation_fraction: Optional[float] = hparam(
+        None, "hold out this fraction of the training set as a validation split (seeded, stratified by class)")
 
     def validate(self) -> None:
         if self.batch_size is not None and self.batch_size <= 0:
             raise UserError(f"--batch_size={self.batch_size} must be a positive integer")
         check_fraction(self.subsample_fraction, "subsample_fraction", allow_zero=False)
         check_fraction(self.random_labels_fraction, "random_labels_fraction")
+        check_fraction(self.validation_fraction, "validation_fraction", allow_zero=False)
+
+
+BIAS_INITS = ("pytorch", "zero")  # models/initializers.py says what each does
 
 
 @dataclass
@@ -51,11 +58,24 @@ class ModelHparams(Hparams):
     batchnorm_init: str = hparam("uniform", "uniform | fixed")
     batchnorm_frozen: bool = hparam(False, "do not train batchnorm weights and biases")
     output_frozen: bool = hparam(False, "do not train the output layer")
+    bias_init: str = hparam("pytorch", "pytorch (each layer's default draw, as OpenLTH) | zero", choices=BIAS_INITS)
     init_seed: Optional[int] = hparam(None, "seed for the initial weights (default: derived from the replicate)")
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
+LOSSES = ("cross_entropy", "mse", "softmax_mse", "sigmoid_mse")
+LR_SCHEDULES = ("milestones", "cosine")
+
+
+def check_range(value: Optional[float], flag: str, expected: str, low: Optional[float] = None,
+                high: Optional[float] = None, low_open: bool = False) -> None:
+    """UserError unless low <= value (< if low_open) and value < high; None passes."""
+    if value is None:
+        return
+    below = low is not None and (value <= low if low_open else value < low)
+    if below or (high is not None and value >= high):
+        raise UserError(f"--{flag}={value} is out of range: give {expected}")
 
 
 @dataclass
@@ -78,17 +98,48 @@ class TrainingHparams(Hparams):
         None, "extra steps at which to save the weights, e.g. 1000it,2ep", is_list=True)
     eval_every: Optional[str] = hparam(None, "evaluate on the test set this often (default: every epoch)")
     precision: str = hparam("fp32", "fp32 | bf16 (bf16 autocast, CUDA only)", choices=PRECISIONS)
+    loss: Optional[str] = hparam(
+        None, "cross_entropy | mse | softmax_mse | sigmoid_mse (mse variants on one-hot targets for "
+              "classification) (default: the dataset's task: cross_entropy, or mse for regression)", choices=LOSSES)
+    lr_schedule: str = hparam("milestones", "milestones (x gamma at each milestone) | cosine (decay to --final_lr "
+                              "after the warmup)", choices=LR_SCHEDULES)
+    final_lr: Optional[float] = hparam(None, "where the cosine schedule ends (default: 0)")
 
     def validate(self) -> None:
         if self.training_steps is not None:
             check_step_syntax(self.training_steps, "training_steps")
+            if not any(int(part) for part in re.findall(r"\d+", self.training_steps)):
+                raise UserError(f"--training_steps={self.training_steps} is no training at all: give at least 1it")
         for flag in ("warmup_steps", "eval_every"):
             if getattr(self, flag) is not None:
                 check_step_syntax(getattr(self, flag), flag)
+        if self.eval_every is not None and not any(int(part) for part in re.findall(r"\d+", self.eval_every)):
+            raise UserError(f"--eval_every={self.eval_every} must be at least 1it")
         for flag in ("milestone_steps", "weight_save_steps"):
             if getattr(self, flag) is not None:
                 check_step_list_syntax(getattr(self, flag), flag)
         if self.milestone_steps and self.gamma is None:
             raise UserError("--milestone_steps needs --gamma (the factor applied at each milestone)")
-        if self.lr is not None and self.lr <= 0:
-            raise UserError(f"--lr={self.lr} must be positive")
+        if self.milestone_steps and self.lr_schedule == "cosine":
+            raise UserError("--milestone_steps belong to --lr_schedule=milestones; the cosine schedule has none")
+        if self.final_lr is not None and self.lr_schedule != "cosine":
+            raise UserError("--final_lr is where --lr_schedule=cosine ends: add --lr_schedule=cosine or drop it")
+        check_range(self.lr, "lr", "a positive learning rate such as 0.1", low=0.0, low_open=True)
+        check_range(self.momentum, "momentum", "a momentum in [0, 1), e.g. 0.9", low=0.0, high=1.0)
+        check_range(self.weight_decay, "weight_decay", "a weight decay >= 0, e.g. 1e-4", low=0.0)
+        check_range(self.gamma, "gamma", "a positive factor such as 0.1", low=0.0, low_open=True)
+        check_range(self.final_lr, "final_lr", "a learning rate >= 0", low=0.0)
+        if self.nesterov and (self.optimizer_name != "sgd" or not self.momentum):
+            raise UserError("--nesterov needs --optimizer_name=sgd with a --momentum above 0")
+
+    def check_steps(self, iterations_per_epoch: int) -> None:
+        """Refuse steps beyond the end of training (they would silently never happen)."""
+        end = Step.parse(self.training_steps, iterations_per_epoch, "training_steps")
+        steps = [(flag, Step.parse(getattr(self, flag), iterations_per_epoch, flag))
+                 for flag in ("warmup_steps", "eval_every") if getattr(self, flag) is not None]
+        steps += [(flag, step) for flag in ("milestone_steps", "weight_save_steps")
+                  for step in Step.parse_list(getattr(self, flag), iterations_per_epoch, flag)]
+        for flag, step in steps:
+            if step > end:
+                raise UserError(f"--{flag} has {step} beyond the end of training ({self.training_steps} = {end}): "
+                                f"give steps up to {end}")

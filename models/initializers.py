@@ -1,8 +1,15 @@
-"""Initial weights: one named rule for conv/linear weights, one for batchnorm affine parameters.
+"""Initial weights: one named rule for conv/linear weights, one for batchnorm affine parameters,
+one for conv/linear biases.
 
-Weight rules act on every Conv2d and Linear weight, and those layers' biases start at zero.
-"Kaiming" here always means fan-in mode with the ReLU gain sqrt(2), so std = sqrt(2 / fan_in),
-where fan_in = in_channels * kernel_height * kernel_width (in_features for Linear).
+- The weight rule (`--model_init`) redraws every Conv2d and Linear weight. "Kaiming" here always
+  means fan-in mode with the ReLU gain sqrt(2), so std = sqrt(2 / fan_in), where fan_in =
+  in_channels * kernel_height * kernel_width (in_features for Linear).
+- The batchnorm rule (`--batchnorm_init`) sets every affine BatchNorm's scale and shift.
+- The bias rule (`--bias_init`): `pytorch` keeps each layer's own default draw,
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), made when the model was built from the seeded generator
+  (what OpenLTH does: its initializers touch weights only); `zero` sets them to 0.
+Parameters of other modules (a model's own tensors, e.g. a recurrent layer's initial state) keep
+what their module drew.
 """
 
 from __future__ import annotations
@@ -81,24 +88,29 @@ BATCHNORM_INITIALIZERS: dict[str, Callable[[nn.Module], None]] = {
 }
 
 
-def check_names(model_init: str, batchnorm_init: str) -> None:
-    """UserError naming the valid choices if either initializer is unknown."""
+BIAS_INITIALIZERS = ("pytorch", "zero")
+
+
+def check_names(model_init: str, batchnorm_init: str, bias_init: str = "pytorch") -> None:
+    """UserError naming the valid choices if an initializer is unknown."""
     if model_init not in WEIGHT_INITIALIZERS:
         raise UserError(f"unknown --model_init={model_init!r}: use one of {', '.join(WEIGHT_INITIALIZERS)}")
     if batchnorm_init not in BATCHNORM_INITIALIZERS:
         raise UserError(
             f"unknown --batchnorm_init={batchnorm_init!r}: use one of {', '.join(BATCHNORM_INITIALIZERS)}")
+    if bias_init not in BIAS_INITIALIZERS:
+        raise UserError(f"unknown --bias_init={bias_init!r}: use one of {', '.join(BIAS_INITIALIZERS)}")
 
 
-def initialize(model: nn.Module, model_init: str, batchnorm_init: str) -> None:
+def initialize(model: nn.Module, model_init: str, batchnorm_init: str, bias_init: str = "pytorch") -> None:
     """Apply the named rules to every conv/linear layer and every batchnorm, in module order."""
-    check_names(model_init, batchnorm_init)
+    check_names(model_init, batchnorm_init, bias_init)
     weight_rule = WEIGHT_INITIALIZERS[model_init]
     norm_rule = BATCHNORM_INITIALIZERS[batchnorm_init]
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             weight_rule(module.weight)
-            if module.bias is not None:
+            if module.bias is not None and bias_init == "zero":
                 nn.init.zeros_(module.bias)
         elif isinstance(module, BATCHNORM_TYPES) and module.affine:
             norm_rule(module)

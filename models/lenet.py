@@ -1,9 +1,12 @@
-"""LeNet: a fully connected ReLU network over the flattened image.
+"""LeNet: a fully connected network over the flattened input (an image or a table's row).
 
-Names: `[<dataset>_]lenet[_N1_N2...]`, where N1, N2, ... are the hidden-layer widths (none at all
-is multinomial logistic regression) and the optional dataset prefix (mnist, fashionmnist,
-cifar10, cifar100, or cifar meaning cifar10) picks the default dataset; a bare `lenet_300_100`
-defaults to Fashion-MNIST. The input width always comes from the dataset's image shape.
+Names: `[<dataset>_]lenet[_N1_N2...]` with ReLU units, or `<dataset>_<activation>_N1_N2...` with
+activation `sigmoid` or `tanh` (e.g. `fashionmnist_sigmoid_50_30`, `iris_sigmoid_6`), where N1,
+N2, ... are the hidden-layer widths (none at all is multinomial logistic regression) and the
+dataset prefix (mnist, fashionmnist, cifar10, cifar100 or cifar meaning cifar10, or a table:
+xor, sine, iris, wine, breastcancer) picks the default dataset and recipe; a bare `lenet_300_100`
+defaults to Fashion-MNIST. The input width always comes from the dataset. The output layer `fc`
+is linear: a loss such as softmax_mse or sigmoid_mse adds an output nonlinearity.
 """
 
 from __future__ import annotations
@@ -14,53 +17,60 @@ from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
 _DATASET_OF_PREFIX = {None: "fashionmnist", "mnist": "mnist", "fashionmnist": "fashionmnist",
-                      "cifar10": "cifar10", "cifar100": "cifar100", "cifar": "cifar10"}
-_NAME = re.compile(r"(?:(mnist|fashionmnist|cifar10|cifar100|cifar)_)?lenet((?:_[1-9]\d*)*)")
+                      "cifar10": "cifar10", "cifar100": "cifar100", "cifar": "cifar10", "xor": "xor", "sine": "sine",
+                      "iris": "iris", "wine": "wine", "breastcancer": "breastcancer"}
+_PREFIXES = "|".join(sorted((p for p in _DATASET_OF_PREFIX if p), key=len, reverse=True))
+_NAME = re.compile(rf"(?:({_PREFIXES})_)?(lenet|sigmoid|tanh)((?:_[1-9]\d*)*)")
+ACTIVATIONS = {"lenet": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
 class LeNet(Model):
-    """Linear layers `fc_layers.0`, `fc_layers.1`, ... with ReLU between, then the output `fc`."""
+    """Linear layers `fc_layers.0`, `fc_layers.1`, ... with the activation between, then the output `fc`."""
 
-    def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int,
+                 activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         widths = (in_features, *hidden)
         self.fc_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
         self.fc = nn.Linear(widths[-1], num_classes)
+        self.activation = activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
         for layer in self.fc_layers:
-            x = F.relu(layer(x))
+            x = self.activation(layer(x))
         return self.fc(x)
 
 
 class LeNetSpec(NamedTuple):
     dataset_name: str
     hidden: tuple[int, ...]
+    activation: str = "lenet"  # lenet (ReLU) | sigmoid | tanh
 
 
 def parse(name: str) -> Optional[LeNetSpec]:
     match = _NAME.fullmatch(name)
-    if match is None:
-        return None
-    hidden = tuple(int(width) for width in match.group(2).split("_")[1:])
-    return LeNetSpec(_DATASET_OF_PREFIX[match.group(1)], hidden)
+    if match is None or (match.group(2) != "lenet" and match.group(1) is None):
+        return None  # a sigmoid/tanh net names its dataset: fashionmnist_sigmoid_50_30
+    hidden = tuple(int(width) for width in match.group(3).split("_")[1:])
+    return LeNetSpec(_DATASET_OF_PREFIX[match.group(1)], hidden, match.group(2))
 
 
 def build(spec: LeNetSpec, input_shape: InputShape, num_classes: int) -> LeNet:
-    return LeNet(math.prod(input_shape), spec.hidden, num_classes)
+    return LeNet(math.prod(input_shape), spec.hidden, num_classes, ACTIVATIONS[spec.activation])
 
 
 def default_hparams(name: str, spec: LeNetSpec) -> dict:
-    return recipes.lenet(name, spec.dataset_name)
+    if spec.activation == "lenet":
+        return recipes.lenet(name, spec.dataset_name)
+    return recipes.saturating_mlp(name, spec.dataset_name)
 
 
 FAMILY = ModelFamily(
-    pattern="[mnist_|fashionmnist_|cifar10_|cifar100_|cifar_]lenet[_N1_N2...] (hidden widths)",
+    pattern="[<dataset>_]lenet[_N1_N2...] (ReLU; hidden widths), <dataset>_sigmoid|tanh_N1_N2...",
     parse=parse, build=build, default_hparams=default_hparams)

@@ -95,11 +95,12 @@ def get(model_hparams: ModelHparamsLike, input_shape: InputShape, num_classes: i
     seed gives bitwise the same weights wherever and whenever it is called.
     """
     family, spec = _lookup(model_hparams.model_name)
-    initializers.check_names(model_hparams.model_init, model_hparams.batchnorm_init)
+    bias_init = getattr(model_hparams, "bias_init", "pytorch")
+    initializers.check_names(model_hparams.model_init, model_hparams.batchnorm_init, bias_init)
     shape = _check_shape(input_shape, num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         model = family.build(spec, shape, num_classes)
-        initializers.initialize(model, model_hparams.model_init, model_hparams.batchnorm_init)
+        initializers.initialize(model, model_hparams.model_init, model_hparams.batchnorm_init, bias_init)
     _freeze(model, model_hparams.batchnorm_frozen, model_hparams.output_frozen)
     return model

@@ -19,7 +19,8 @@ from datasets.spec import DatasetInfo, DatasetSpec
 from foundations.errors import UserError
 from tests.test_datasets import crop_candidates, unique_images, write_idx
 
-SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet"]
+SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet", "xor", "sine", "iris", "wine",
+           "breastcancer"]
 
 # A made-up MNIST-format dataset: its own folder, file names, size, classes, statistics and augmentation.
 SCRIPT_DIGITS = '''

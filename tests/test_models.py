@@ -1,11 +1,15 @@
 """Model families and the registry: sizes, shapes, names, seeding, freezing, recipes, errors."""
 
+import importlib
+import pkgutil
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+
+import models
 
 from foundations.errors import UserError
 from models import cifar_vgg, imagenet_resnet, registry, tinyimagenet_resnet
@@ -280,7 +284,9 @@ def test_invalid_names_are_user_errors(name):
 
 def test_name_patterns_cover_every_family():
     patterns = registry.name_patterns()
-    assert len(patterns) == len(registry.families()) == 5
+    modules = {info.name for info in pkgutil.iter_modules(models.__path__)
+               if hasattr(importlib.import_module(f"models.{info.name}"), "FAMILY")}
+    assert len(patterns) == len(registry.families()) == len(modules) >= 6
     assert any("cifar_vgg_{11,13,16,19}" in p for p in patterns)
 
 

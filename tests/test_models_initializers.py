@@ -1,5 +1,5 @@
 """Initializers: each rule's distribution checked against its definition (scipy's KS test, exact
-values, orthogonality), plus zero biases and the two batchnorm rules."""
+values, orthogonality), the two bias rules and the two batchnorm rules."""
 
 import math
 from types import SimpleNamespace
@@ -16,8 +16,8 @@ CIFAR = (3, 32, 32)
 ALL_INITS = list(initializers.WEIGHT_INITIALIZERS)
 
 
-def get(name, init="kaiming_normal", bn_init="uniform", shape=CIFAR, seed=0):
-    h = SimpleNamespace(model_name=name, model_init=init, batchnorm_init=bn_init,
+def get(name, init="kaiming_normal", bn_init="uniform", shape=CIFAR, seed=0, bias_init="pytorch"):
+    h = SimpleNamespace(model_name=name, model_init=init, batchnorm_init=bn_init, bias_init=bias_init,
                         batchnorm_frozen=False, output_frozen=False)
     return registry.get(h, shape, 10, seed)
 
@@ -89,21 +89,38 @@ def test_binary_signs_are_balanced(lenet_weights):
 
 
 @pytest.mark.parametrize("init", ALL_INITS)
-def test_biases_start_at_zero_and_seeds_reproduce(init):
-    model = get("mnist_lenet_20_10", init, shape=MNIST)
+def test_zero_biases_and_seeds_reproduce(init):
+    model = get("mnist_lenet_20_10", init, shape=MNIST, bias_init="zero")
     biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
     assert len(biases) == 3 and all(not b.any() for b in biases)
-    again = get("mnist_lenet_20_10", init, shape=MNIST).state_dict()
+    again = get("mnist_lenet_20_10", init, shape=MNIST, bias_init="zero").state_dict()
     assert all(torch.equal(v, again[k]) for k, v in model.state_dict().items())
-    other = get("mnist_lenet_20_10", init, shape=MNIST, seed=1).state_dict()
+    other = get("mnist_lenet_20_10", init, shape=MNIST, seed=1, bias_init="zero").state_dict()
     assert not torch.equal(model.fc.weight, other["fc.weight"])
 
 
-def test_conv_biases_start_at_zero():
-    model = get("cifar_vgg_11", "standard_normal")  # VGG convs carry biases
+def test_pytorch_biases_are_each_layers_own_draw_from_the_seed():
+    """OpenLTH's biases: torch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn when the layer is
+    built, i.e. exactly the biases of the same layers built from the same seed (weights redrawn)."""
+    model = get("mnist_lenet_300_100", shape=MNIST, seed=5)
+    torch.manual_seed(5)
+    reference = [torch.nn.Linear(784, 300), torch.nn.Linear(300, 100), torch.nn.Linear(100, 10)]
+    biases = [model.fc_layers[0].bias, model.fc_layers[1].bias, model.fc.bias]
+    for layer, bias in zip(reference, biases):
+        assert torch.equal(layer.bias, bias)
+    bound = 1 / math.sqrt(784)
+    first = model.fc_layers[0].bias.detach().double().numpy()
+    assert first.min() >= -bound and first.max() <= bound
+    assert stats.kstest(first, "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+
+
+def test_conv_biases_follow_the_bias_rule():
+    model = get("cifar_vgg_11", "standard_normal", bias_init="zero")  # VGG convs carry biases
     biases = [m.conv.bias for m in model.layers if hasattr(m, "conv")]
     assert len(biases) == 8 and all(not b.any() for b in biases)
     assert all(m.conv.weight.std() > 0.9 for m in model.layers if hasattr(m, "conv"))
+    default = get("cifar_vgg_11", "standard_normal")
+    assert all(m.conv.bias.abs().max() > 0 for m in default.layers if hasattr(m, "conv"))
 
 
 def test_batchnorm_uniform():
