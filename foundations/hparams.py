@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -21,13 +22,19 @@ H = TypeVar("H", bound="Hparams")
 
 
 def hparam(default: Any = MISSING, help: str = "", choices: Optional[tuple] = None, *,
-           is_list: bool = False) -> Any:
+           is_list: bool = False, hashed: bool = True) -> Any:
     """A dataclass field with help text (and optional choices) for its command-line flag.
 
     `is_list` marks a string field whose value is itself a comma-separated list (e.g. milestone
-    steps), so a grid of runs never splits it at its commas (see foundations/grid.py)."""
-    metadata = {"help": help, "choices": choices, "is_list": is_list}
+    steps), so a grid of runs never splits it at its commas (see foundations/grid.py).
+    `hashed=False` marks a field that says how far to run rather than what the run is (the
+    number of IMP levels): it is left out of the hash and of hparams.json, so changing it
+    continues the same run directory."""
+    metadata = {"help": help, "choices": choices, "is_list": is_list, "hashed": hashed}
     return field(default=default, metadata=metadata)
+
+
+INT64_MAX = 2**63 - 1
 
 
 def list_valued_flags(bundles: "dict[str, type[Hparams]] | list[type[Hparams]]", prefix: str = "") -> set[str]:
@@ -70,9 +77,18 @@ class Hparams:
             if value is None or kind is Any:
                 continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                setattr(self, f.name, float(value))
+                value = float(value)
+                setattr(self, f.name, value)
             elif not isinstance(value, kind):
                 raise UserError(f"--{f.name} must be a {kind.__name__}, got {value!r}")
+            if kind is float and not math.isfinite(value):
+                raise UserError(f"--{f.name}={value} is not a finite number: give an ordinary decimal such as 0.1")
+            if kind is int and not isinstance(value, bool):
+                low = 0 if f.name.endswith("seed") else -INT64_MAX
+                if not low <= value <= INT64_MAX:
+                    what = "a seed" if low == 0 else "an integer"
+                    raise UserError(f"--{f.name}={value} is out of range for {what}: give a whole number in "
+                                    f"[{low}, 2**63 - 1]")
             choices = f.metadata.get("choices")
             if choices and value not in choices:
                 raise UserError(f"--{f.name}={value} is not one of: {', '.join(map(str, choices))}")
@@ -95,8 +111,11 @@ class Hparams:
             has_default = f.name in defaults or f.default is not MISSING
             default = defaults.get(f.name, f.default if f.default is not MISSING else None)
             help_text = f.metadata.get("help", "")
-            shown = "required" if not has_default else repr(default)
-            kwargs: dict = dict(default=default, help=f"{help_text} (default: {shown})", dest=prefix + f.name)
+            if not has_default:
+                help_text += " (required)"
+            elif f.name in defaults or "(default" not in help_text:  # a help text may explain its own default
+                help_text += f" (default: {'off' if default is None else repr(default)})"
+            kwargs: dict = dict(default=default, help=help_text, dest=prefix + f.name)
             if kind is bool:
                 # `--flag` turns it on; `--flag=false` is accepted too.
                 kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="BOOL")
@@ -113,8 +132,10 @@ class Hparams:
         return cls(**{f.name: getattr(args, prefix + f.name) for f in fields(cls)})
 
     # ---- serialization ------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def to_dict(self, hashed_only: bool = False) -> dict:
+        """Every field (or, with `hashed_only`, those that define the run: what hparams.json holds)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not hashed_only or f.metadata.get("hashed", True)}
 
     @classmethod
     def from_dict(cls: type[H], values: dict) -> H:
@@ -125,10 +146,16 @@ class Hparams:
                             f"(written by a newer version?)")
         return cls(**values)
 
+    def unhashed_values(self) -> dict:
+        """The fields left out of the hash (see `hparam(hashed=False)`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("hashed", True)}
+
     def non_default_items(self) -> list[tuple[str, Any]]:
-        """(field, value) for every field whose value is not its default, in declaration order."""
+        """(field, value) for every hashed field whose value is not its default, in declaration order."""
         items = []
         for f in fields(self):
+            if not f.metadata.get("hashed", True):
+                continue
             value = getattr(self, f.name)
             if f.default is MISSING or value != f.default:
                 items.append((f.name, value))
@@ -144,8 +171,9 @@ class Hparams:
         lines = [f"{self._name}:"]
         changed = {name for name, _ in self.non_default_items()}
         for f in fields(self):
-            mark = "*" if f.name in changed else " "
-            lines.append(f"  {mark} {f.name} = {getattr(self, f.name)!r}")
+            if f.metadata.get("hashed", True):
+                mark = "*" if f.name in changed else " "
+                lines.append(f"  {mark} {f.name} = {getattr(self, f.name)!r}")
         return "\n".join(lines)
 
     def replace(self: H, **changes: Any) -> H:

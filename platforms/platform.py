@@ -10,10 +10,12 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from foundations.errors import UserError
+from foundations.step import check_step_syntax
 
 
 def _default_root() -> str:
@@ -36,6 +38,21 @@ class Platform:
     num_workers: int = 0
     download: bool = False
     quiet: bool = False
+    checkpoint_every: Optional[str] = None  # a step string: extra mid-epoch checkpoints
+    catch_signals: bool = True  # SIGTERM/SIGUSR1/SIGINT checkpoint at the next step and exit
+
+    def prepare_root(self) -> None:
+        """Create the root (only when a run is about to be written), or say in one line why not."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--root={self.root} is a file, not a directory: give a directory for the runs")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".open_prune_write_test_{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as error:
+            raise UserError(f"--root={self.root} cannot be written ({error.strerror or error}): "
+                            f"give a directory you may write to") from None
 
     # ---- distribution hooks (single process for now) --------------------------------------
     @property
@@ -67,6 +84,9 @@ class Platform:
                            help="DataLoader workers for on-disk datasets (default: 0)")
         group.add_argument("--download", action="store_true",
                            help="download a missing dataset (never done otherwise)")
+        group.add_argument("--checkpoint_every", metavar="STEP",
+                           help="also checkpoint every this many steps, e.g. 2000it, for long epochs "
+                                "(default: at every epoch end only)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Platform":
@@ -76,6 +96,15 @@ class Platform:
             raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"--device={args.device} but CUDA is not available here: use --device=cpu")
-        return cls(root=Path(args.root).expanduser(), dataset_root=Path(args.dataset_root).expanduser(),
+        dataset_root = Path(args.dataset_root).expanduser()
+        if dataset_root.exists() and not dataset_root.is_dir():
+            raise UserError(f"--dataset_root={dataset_root} is a file, not a directory: give the directory "
+                            f"that holds the datasets")
+        if args.num_workers < 0:
+            raise UserError(f"--num_workers={args.num_workers} must be zero or more")
+        checkpoint_every = getattr(args, "checkpoint_every", None)
+        if checkpoint_every is not None:
+            check_step_syntax(checkpoint_every, "checkpoint_every")
+        return cls(root=Path(args.root).expanduser(), dataset_root=dataset_root,
                    device=device, num_workers=args.num_workers, download=args.download,
-                   quiet=getattr(args, "quiet", False))
+                   quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every)

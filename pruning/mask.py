@@ -8,6 +8,7 @@ with `torch.load(weights_only=True)`) next to `sparsity.json` (total and per-lay
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -115,6 +116,20 @@ class Mask:
         directory = Path(directory)
         write_json(self.report(), directory / SPARSITY_FILE)
         save_torch({name: tensor.detach().cpu() for name, tensor in self.items()}, directory / MASK_FILE)
+
+    def save_if_changed(self, directory: Path) -> None:
+        """Write mask.pt and sparsity.json unless readable ones are there already (a damaged
+        sparsity.json is rewritten from the mask on disk)."""
+        directory = Path(directory)
+        try:
+            stored = Mask.load(directory)
+        except Exception:  # missing, truncated or foreign: (re)write both
+            self.save(directory)
+            return
+        try:
+            json.loads((directory / SPARSITY_FILE).read_text())["density"]
+        except (OSError, ValueError, KeyError, TypeError):
+            write_json(stored.report(), directory / SPARSITY_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> Mask:

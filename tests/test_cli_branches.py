@@ -11,7 +11,8 @@ import torch
 from tests.conftest import TINY
 from tests.test_cli_train import Kill, one_line_error
 
-PRUNED = ["fc_layers.0.weight", "fc_layers.1.weight"]  # fc.weight is LeNet's default layer to ignore
+PRUNED = ["fc_layers.0.weight", "fc_layers.1.weight"]  # fc.weight is LeNet's default layer to ignore in IMP
+ALL_WEIGHTS = [*PRUNED, "fc.weight"]  # oneshot ranks every conv and linear weight by default (the fork's rule)
 
 
 def load(path: Path) -> dict:
@@ -161,9 +162,9 @@ def test_reinitialize_controls(cli, control):
 ONESHOT = ["--prune_fraction=0.5"]
 
 
-def considered_density(path: Path) -> float:
+def considered_density(path: Path, names=ALL_WEIGHTS) -> float:
     layers = counts(path)
-    return sum(layers[n]["unpruned"] for n in PRUNED) / sum(layers[n]["total"] for n in PRUNED)
+    return sum(layers[n]["unpruned"] for n in names) / sum(layers[n]["total"] for n in names)
 
 
 @pytest.mark.parametrize("strategy", ["random", "magnitude", "snip2", "grasp2", "graspabs2", "synflow"])
@@ -178,9 +179,9 @@ def test_oneshot_magnitude_highest_inverts_the_selection(cli):
     low = load(branch(cli, "oneshot", "--strategy=magnitude", *ONESHOT) / "mask.pt")
     high = load(branch(cli, "oneshot", "--strategy=magnitude", "--prune_highest", *ONESHOT) / "mask.pt")
     init = load(trunk_dir(cli) / "model_ep0_it0.pt")
-    for n in PRUNED:
-        assert init[n].abs()[low[n]].min() >= init[n].abs()[~low[n]].max()
-        assert init[n].abs()[high[n]].max() <= init[n].abs()[~high[n]].min()
+    for n in ALL_WEIGHTS:
+        assert init[n].abs()[low[n]].min() >= torch.cat([init[m].abs()[~low[m]] for m in ALL_WEIGHTS]).max()
+        assert init[n].abs()[high[n]].max() <= torch.cat([init[m].abs()[~high[m]] for m in ALL_WEIGHTS]).min()
 
 
 def test_oneshot_randomize_layerwise_keeps_each_layers_count(cli):
@@ -194,8 +195,8 @@ def test_oneshot_prunes_trained_weights_and_trains_from_a_late_state(cli):
     trunk = trunk_dir(cli)
     final, at_1ep = load(trunk / "model_ep3_it0.pt"), load(trunk / "model_ep1_it0.pt")
     mask = load(path / "mask.pt")
-    kept = torch.cat([final[n].abs()[mask[n]] for n in PRUNED])
-    assert kept.min() >= torch.cat([final[n].abs()[~mask[n]] for n in PRUNED]).max()
+    kept = torch.cat([final[n].abs()[mask[n]] for n in ALL_WEIGHTS])
+    assert kept.min() >= torch.cat([final[n].abs()[~mask[n]] for n in ALL_WEIGHTS]).max()
     start = load(path / "model_ep1_it0.pt")
     assert all(torch.equal(start[n], at_1ep[n] * mask[n]) for n in mask)
 

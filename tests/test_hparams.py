@@ -94,7 +94,7 @@ def test_int_given_for_float_is_a_float_and_changes_no_hash():
     (dict(training_steps="40 epochs"), "not a step"),
     (dict(milestone_steps="80ep,oops"), "not a step"),
     (dict(milestone_steps="80ep"), "needs --gamma"),
-    (dict(lr=-1.0), "must be positive"),
+    (dict(lr=-1.0), "positive learning rate"),
 ])
 def test_bad_training_hparams_are_user_errors(kwargs, message):
     base = dict(optimizer_name="sgd", lr=0.1, training_steps="1ep")

@@ -99,10 +99,21 @@ def test_snip_matches_the_softmax_regression_gradient_by_hand(batch_size):
     mask = partial_mask(model, seed=1)
     x, y = data.examples_per_class(2, seed=9)
     weight = model.fc.weight.detach() * mask["fc.weight"]
-    probabilities = torch.softmax(x @ weight.T + model.fc.bias.detach(), dim=1)
-    gradient = (probabilities - F.one_hot(y, 3).float()).T @ x / y.numel()  # dL/dW of the mean loss
+
+    def by_hand(x, y):
+        probabilities = torch.softmax(x @ weight.T + model.fc.bias.detach(), dim=1)
+        gradient = (probabilities - F.one_hot(y, 3).float()).T @ x / y.numel()  # dL/dW of the batch's mean loss
+        return (weight * gradient).abs()
+
+    if batch_size is None:  # one batch: |w * dL/dw| of the mean over all examples (published SNIP)
+        expected = by_hand(x, y)
+    else:  # the fork: the seeded shuffle cut into batches, |w * dL_b/dw| weighted by batch size
+        order = torch.randperm(y.numel(), generator=torch.Generator().manual_seed(9))
+        x, y = x[order], y[order]
+        expected = sum(by_hand(x[i:i + batch_size], y[i:i + batch_size]) * (len(y[i:i + batch_size]) / len(y))
+                       for i in range(0, len(y), batch_size))
     result = scores.get("snip2")(model, mask, ScoringData(examples=data, seed=9, batch_size=batch_size))
-    torch.testing.assert_close(result["fc.weight"], (weight * gradient).abs(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(result["fc.weight"], expected, rtol=1e-5, atol=1e-7)
 
 
 def loss_gradient_at(model: nn.Module, weights: dict, x, y) -> dict:

@@ -9,6 +9,7 @@ import models.registry as models_registry
 from foundations.bundles import DatasetHparams, ModelHparams, TrainingHparams
 from foundations.cli import Parser, add_job_args, peek_flag
 from foundations.desc import TrainDesc
+from foundations.errors import UserError
 from foundations.hparams import Hparams
 from platforms.platform import Platform
 
@@ -20,7 +21,12 @@ def build_parser(prog: str, description: str, argv: list[str],
                  extra_bundles: Optional[dict[str, type[Hparams]]] = None) -> Parser:
     """Job, platform and hparam flags; `--default_hparams` in argv fills the hparam defaults."""
     name = peek_flag(argv, "default_hparams")
-    defaults = models_registry.default_hparams(name) if name else {}
+    defaults = {}
+    if name:
+        if not models_registry.exists(name):
+            raise UserError(f"unknown --default_hparams={name!r}: give a model name, one of "
+                            + "; ".join(models_registry.name_patterns()))
+        defaults = models_registry.default_hparams(name)
     parser = Parser(prog=prog, description=description)
     add_job_args(parser)
     Platform.add_args(parser)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ import torch
 from foundations.errors import UserError
 from foundations.step import Step
 from platforms.storage import load_torch, save_torch
+from training.hooks import Hook
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -27,11 +28,23 @@ def save_model(model: torch.nn.Module, out_dir: Path, step: Step) -> Path:
     return path
 
 
+class DamagedFile(UserError):
+    """A saved file exists but cannot be read (truncated, foreign, garbled)."""
+
+
 def load_model_state(path: Path) -> dict:
+    """A saved state_dict; DamagedFile when it is missing or unreadable (callers that can
+    recompute it do so)."""
     try:
-        return load_torch(path)
+        state = load_torch(path)
+    except FileNotFoundError:
+        raise DamagedFile(f"{path} is missing; rerun the same command to recompute it") from None
     except Exception as error:  # a truncated or foreign file: say which and what to do
-        raise UserError(f"cannot read {path} ({type(error).__name__}); delete it so that it is recomputed")
+        raise DamagedFile(f"cannot read {path} ({type(error).__name__}); rerun the same command to recompute it") \
+            from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DamagedFile(f"{path} does not hold a state_dict; rerun the same command to recompute it")
+    return state
 
 
 def _rng_state() -> dict:
@@ -57,7 +70,11 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    iteration: int, loss_sum: torch.Tensor, loss_count: int) -> None:
+                    iteration: int, loss_sum: torch.Tensor, loss_count: int,
+                    hooks: Sequence[Hook] = ()) -> None:
+    """Everything needed to continue bitwise: weights, optimizer, the running train loss, every
+    RNG, the position (the iteration; data order is a function of it) and the hooks' state."""
+    hook_states = {hook.checkpoint_key: hook.state_dict() for hook in hooks}
     save_torch({
         "iteration": iteration,
         "model": model.state_dict(),
@@ -65,13 +82,14 @@ def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
         "loss_sum": loss_sum.detach().cpu(),
         "loss_count": loss_count,
         "rng": _rng_state(),
+        "hooks": {key: state for key, state in hook_states.items() if state is not None},
     }, Path(out_dir) / CHECKPOINT)
 
 
 def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    device: torch.device) -> Optional[tuple[int, torch.Tensor, int]]:
-    """Restore model, optimizer and RNG from checkpoint.pt; return (iteration, loss_sum, loss_count),
-    or None when there is no checkpoint."""
+                    device: torch.device, hooks: Sequence[Hook] = ()) -> Optional[tuple[int, torch.Tensor, int]]:
+    """Restore model, optimizer, RNG and hook states from checkpoint.pt; return (iteration,
+    loss_sum, loss_count), or None when there is no checkpoint."""
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         return None
@@ -80,6 +98,10 @@ def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
+        saved_hooks = state.get("hooks", {})
+        for hook in hooks:
+            if hook.checkpoint_key in saved_hooks:
+                hook.load_state_dict(saved_hooks[hook.checkpoint_key])
     except Exception as error:
         raise UserError(f"{path} is corrupt or incompatible ({type(error).__name__}: {str(error)[:80]}); "
                         f"delete it to restart this run from its beginning")

@@ -1,14 +1,23 @@
-"""Hooks: the places where a branch reaches into the training loop.
+"""Hooks: the only places where a branch reaches into the training loop.
 
-A hook overrides any of these methods; the loop calls them in order for every hook it was given.
-Masked training, for instance, zeroes pruned gradients in `before_optimizer_step` and pruned
-weights in `after_optimizer_step`.
+A hook overrides any of the methods below; the loop calls them in order for every hook it was
+given, and a method a hook does not override costs nothing. A hook may
+  - keep pruned weights at zero (MaskHook: `before_optimizer_step` / `after_optimizer_step`),
+  - add a term to the loss (`loss_term`, e.g. a learned prior's penalty),
+  - rewrite weights or masks after each step (per-step pruning rules, online pruning events),
+  - record what the loop sees (weight trajectories), write its own metric series through
+    `state.log`, add values to an evaluation (`at_eval`), or end training early
+    (`state.request_stop`).
+A hook with state that must survive a kill (a learned prior, a frozen threshold, a ring buffer)
+returns it from `state_dict()`; it is saved in checkpoint.pt under the hook's `key` and handed
+back through `load_state_dict()` on resume, before `on_start`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
 import torch
 
@@ -17,32 +26,78 @@ from foundations.step import Step
 
 @dataclass
 class TrainState:
+    """What hooks see. `iteration` counts the optimizer steps taken so far: in
+    `before_optimizer_step` it is i for the i-th step (0-based), in `after_optimizer_step` i + 1."""
+
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     iteration: int
     iterations_per_epoch: int
     out_dir: Path
+    start_iteration: int = 0
+    end_iteration: int = 0
+    log: Any = None  # training.metrics.MetricLog
+    platform: Any = None
+    train_loader: Any = None
+    test_loader: Any = None
+    stop_reason: Optional[str] = field(default=None)
 
     @property
     def step(self) -> Step:
         return Step(self.iteration, self.iterations_per_epoch)
 
+    @property
+    def progress(self) -> float:
+        """Training progress in [0, 1]: iterations done over the whole run's iterations."""
+        return self.iteration / self.end_iteration if self.end_iteration else 1.0
+
+    @property
+    def at_epoch_end(self) -> bool:
+        """True in `after_optimizer_step` when that step finished an epoch."""
+        return self.iteration % self.iterations_per_epoch == 0
+
+    def request_stop(self, reason: str) -> None:
+        """End training at the next evaluation point (its weights become the final ones)."""
+        self.stop_reason = reason
+
 
 class Hook:
+    key: Optional[str] = None  # checkpoint key; defaults to the class name
+
+    @property
+    def checkpoint_key(self) -> str:
+        return self.key or type(self).__name__
+
     def on_start(self, state: TrainState) -> None:
-        """Before the first step (also after a resume)."""
+        """Before the first step (also after a resume, once the hook's state is restored)."""
+
+    def loss_term(self, state: TrainState) -> Optional[torch.Tensor]:
+        """A scalar added to this step's mean training loss (None: nothing)."""
+        return None
 
     def before_optimizer_step(self, state: TrainState) -> None:
         """Gradients are computed; the optimizer has not stepped."""
 
     def after_optimizer_step(self, state: TrainState) -> None:
-        """The optimizer has stepped; `state.iteration` is the iteration just finished."""
+        """The optimizer has stepped; `state.iteration` counts this step."""
 
     def at_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
-        """After an evaluation on the test set."""
+        """After an evaluation; entries added to `metrics` are logged with it."""
 
     def at_save(self, state: TrainState) -> None:
         """After the weights at a saved step were written."""
 
     def on_end(self, state: TrainState) -> None:
         """After the last step, before done.json."""
+
+    def state_dict(self) -> Optional[dict]:
+        """What must survive a kill (tensors and plain values), or None."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned (called on resume, before `on_start`)."""
+
+
+def overrides(hook: Hook, method: str) -> bool:
+    """Whether `hook` implements `method` itself (the loop skips the rest)."""
+    return getattr(type(hook), method) is not getattr(Hook, method)

@@ -19,12 +19,13 @@ from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step
-from platforms.storage import read_json, write_json
+from platforms.storage import write_json
 from pruning import prune_in_rounds
 from pruning.mask import Mask
 from pruning.structured import prune_units
 from pruning.validate import SCOPES, check_fraction
-from training.branches.base import Branch, final_model, row, train_masked
+from training import run_files
+from training.branches.base import Branch, final_model, load_mask, row, train_masked
 
 STRUCTURES = ("unstructured", "neurons", "filters")
 UNIT_NORMS = ("l1", "l2", "random")
@@ -35,7 +36,8 @@ class ImpHparams(Hparams):
     _name = "Iterative Pruning Hyperparameters"
     _description = "How many levels, and what each level prunes."
 
-    levels: int = hparam(help="pruning levels after the dense trunk (level 0)")
+    levels: int = hparam(help="pruning levels after the dense trunk (level 0); not hashed: more levels continue "
+                              "the same branch", hashed=False)
     pruning_fraction: float = hparam(0.2, "fraction of the remaining weights pruned at each level")
     prune_scope: str = hparam("global", "rank weights across all layers (global) or within each (layerwise)",
                               choices=SCOPES)
@@ -71,14 +73,19 @@ def next_mask(branch: Branch, h: ImpHparams, level: int, trained: torch.nn.Modul
 def write_level_zero(branch: Branch, directory: Path) -> dict:
     """level_0 is the trunk: a dense mask and the trunk's final results, pointing at the trunk."""
     trunk = branch.trunk
-    if not (directory / "done.json").exists():
-        Mask.ones_like(trunk.fresh_model()).save(directory)
-        write_json({**read_json(trunk.dir / "done.json"), "source": str(trunk.dir)}, directory / "done.json")
-    return read_json(directory / "done.json")
+    Mask.ones_like(trunk.fresh_model()).save_if_changed(directory)
+    done = run_files.read_done(directory, trunk.end_step)
+    if done is None:
+        done = {**trunk.done(), "source": str(trunk.dir)}
+        write_json(done, directory / run_files.DONE)
+    return done
 
 
 def run_levels(branch: Branch, h: ImpHparams, start_of_level: LevelStart) -> list[list[str]]:
-    """Levels 0..h.levels, each pruned from the one before; returns the summary rows."""
+    """Levels 0..h.levels, each pruned from the one before; returns the summary rows.
+
+    A finished level is read back, never retrained; a damaged mask is recomputed from the level
+    before (masks are deterministic), a level with damaged final weights is trained again."""
     trunk = branch.trunk
     done = write_level_zero(branch, level_dir(branch.dir, 0))
     mask = Mask.load(level_dir(branch.dir, 0))
@@ -86,16 +93,16 @@ def run_levels(branch: Branch, h: ImpHparams, start_of_level: LevelStart) -> lis
     trained_dir = trunk.dir
     for level in range(1, h.levels + 1):
         directory = level_dir(branch.dir, level)
-        if Mask.exists(directory):
-            mask = Mask.load(directory)
-            previous = None
+        run_files.open_run_dir(directory)
+        stored = load_mask(directory)
+        done = run_files.finished(directory, trunk.end_step) if stored is not None else None
+        if stored is not None and done is not None:
+            mask = stored
         else:
             previous = final_model(trunk, trained_dir)
-            mask = next_mask(branch, h, level, previous, mask.to(trunk.platform.device)).to("cpu")
-        if not (directory / "done.json").exists():
-            previous = previous if previous is not None else final_model(trunk, trained_dir)
+            mask = stored or next_mask(branch, h, level, previous, mask.to(trunk.platform.device)).to("cpu")
             model, start, training = start_of_level(level, mask, previous)
-            train_masked(trunk, directory, model, mask, start=start, training=training)
-        rows.append(row(level, mask, read_json(directory / "done.json"), directory))
+            done = train_masked(trunk, directory, model, mask, start=start, training=training)
+        rows.append(row(level, mask, done, directory))
         trained_dir = directory
     return rows

@@ -1,21 +1,20 @@
 """The training loop: one loop for the trunk and every branch, driven by Steps.
 
-Per step the loop does forward, backward, hooks, optimizer step and nothing else: no host sync.
-The host reads a number only at boundaries (evaluation, saved steps, epoch checkpoints), which is
-also where non-finite losses are caught, so every checkpoint on disk holds a finite run.
+Per step the loop does forward, loss (plus any hook's loss term), backward, hooks, optimizer step
+and nothing else: no host sync. The host reads a number only at boundaries (evaluation, saved
+steps, checkpoints), which is also where non-finite losses are caught, so every checkpoint on
+disk holds a finite run. Boundaries are tested per iteration (never listed up front), so any
+training length runs in constant memory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
@@ -23,48 +22,44 @@ from foundations.step import Step
 from platforms.platform import Platform
 from platforms.storage import write_json
 from training import checkpoint
-from training.hooks import Hook, TrainState
+from training.hooks import Hook, TrainState, overrides
+from training.interrupts import Interrupted, catch_interrupts
+from training.losses import Loss, evaluate
 from training.metrics import MetricLog
 from training.optimizers import LRSchedule, build_optimizer
+from training.progress import Progress
+
+FAILED = "failed.json"
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
-def evaluate(model: torch.nn.Module, loader, num_classes: int) -> dict[str, float]:
-    """Test loss, top-1 and (for more than 10 classes) top-5 accuracy, in one host sync."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=next(model.parameters()).device, dtype=torch.float64)
-    top1 = torch.zeros_like(loss_sum)
-    top5 = torch.zeros_like(loss_sum)
-    with torch.no_grad():
-        for x, y in loader.batches(0):
-            logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum")
-            top1 += (logits.argmax(dim=1) == y).sum()
-            if num_classes > 10:
-                top5 += (logits.topk(5, dim=1).indices == y[:, None]).any(dim=1).sum()
-    model.train(was_training)
-    n = loader.num_examples
-    values = torch.stack([loss_sum, top1, top5]).div(n).tolist()
-    metrics = {"test_loss": values[0], "test_accuracy": values[1]}
-    if num_classes > 10:
-        metrics["test_top5_accuracy"] = values[2]
-    return metrics
+class Boundaries:
+    """Which iterations of [start, end] evaluate, save the weights, or checkpoint."""
 
+    def __init__(self, h: TrainingHparams, ipe: int, start: int, end: int, checkpoint_every: Optional[str]):
+        self.ipe, self.start, self.end = ipe, start, end
+        self.eval_every = Step.parse(h.eval_every, ipe, "eval_every").iteration if h.eval_every else ipe
+        self.checkpoint_every = Step.parse(checkpoint_every, ipe, "checkpoint_every").iteration if checkpoint_every else 0
+        if self.eval_every <= 0 or checkpoint_every and self.checkpoint_every <= 0:
+            raise UserError("--eval_every and --checkpoint_every must be at least 1it")
+        self.saves = {start, end} | {s.iteration for s in Step.parse_list(h.weight_save_steps, ipe, "weight_save_steps")
+                                     if start <= s.iteration <= end}
 
-def _boundaries(h: TrainingHparams, ipe: int, start: int, end: int) -> tuple[set[int], set[int]]:
-    """Iterations at which to evaluate, and at which to save the weights."""
-    every = Step.parse(h.eval_every, ipe, "eval_every").iteration if h.eval_every else ipe
-    if every <= 0:
-        raise UserError("--eval_every must be at least 1it")
-    first_multiple = -(-start // every) * every  # evaluations line up with the trunk's
-    evals = {start, end} | set(range(first_multiple, end + 1, every))
-    saves = {start, end} | {s.iteration for s in Step.parse_list(h.weight_save_steps, ipe, "weight_save_steps")
-                            if start <= s.iteration <= end}
-    return evals, saves
+    def evaluates(self, iteration: int) -> bool:
+        """The start, the end, and every multiple of eval_every (so a run that starts mid-epoch
+        evaluates where its trunk did)."""
+        return iteration in (self.start, self.end) or iteration % self.eval_every == 0
+
+    def saves_weights(self, iteration: int) -> bool:
+        return iteration in self.saves
+
+    def checkpoints(self, iteration: int) -> bool:
+        if not self.start < iteration < self.end:
+            return False
+        return iteration % self.ipe == 0 or bool(self.checkpoint_every) and iteration % self.checkpoint_every == 0
 
 
 def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader, out_dir: Path, *,
@@ -84,7 +79,8 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     model.to(device).train()
     optimizer = build_optimizer(h, model)
     schedule = LRSchedule(h, ipe)
-    evals, saves = _boundaries(h, ipe, start.iteration, end.iteration)
+    loss_fn = Loss(h.loss, getattr(train_loader, "task", "classification"), train_loader.num_classes)
+    bounds = Boundaries(h, ipe, start.iteration, end.iteration, getattr(platform, "checkpoint_every", None))
     log = MetricLog(out_dir / "metrics.jsonl", enabled=platform.is_primary)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"
                 else contextlib.nullcontext())
@@ -93,79 +89,115 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     loss_count = 0
     iteration = start.iteration
     done_at = None  # a resumed checkpoint's iteration: its boundary work is already on disk
-    resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=device)
+    resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=device, hooks=hooks)
     if resumed is not None:
         iteration, loss_sum, loss_count = resumed
         done_at = iteration
         log.truncate_after(iteration)
-    elif log.path.exists():
+    elif log.path.exists() and platform.is_primary:
         log.path.unlink()  # metrics from a run killed before its first checkpoint
 
-    state = TrainState(model, optimizer, iteration, ipe, out_dir)
+    state = TrainState(model, optimizer, iteration, ipe, out_dir, start_iteration=start.iteration,
+                       end_iteration=end.iteration, log=log, platform=platform, train_loader=train_loader,
+                       test_loader=test_loader)
     for hook in hooks:
         hook.on_start(state)
-    show = not platform.quiet and sys.stderr.isatty()
-    bar = tqdm(total=end.iteration - start.iteration, initial=iteration - start.iteration, disable=not show,
-               dynamic_ncols=True, leave=False, desc=out_dir.name)
+    loss_hooks = [hook for hook in hooks if overrides(hook, "loss_term")]
+    before_hooks = [hook for hook in hooks if overrides(hook, "before_optimizer_step")]
+    after_hooks = [hook for hook in hooks if overrides(hook, "after_optimizer_step")]
+    progress = Progress(out_dir.name, end.iteration - start.iteration, iteration - start.iteration,
+                        quiet=platform.quiet, primary=platform.is_primary)
     last_metrics: dict[str, float] = {}
     batches = None
     started = time.time()
 
-    while True:
-        state.iteration = iteration
-        step = Step(iteration, ipe)
-        boundary_eval, boundary_save = iteration in evals, iteration in saves
-        boundary_checkpoint = iteration % ipe == 0 and start.iteration < iteration < end.iteration
-        if iteration != done_at and (boundary_eval or boundary_save or boundary_checkpoint):
-            if loss_count and not torch.isfinite(loss_sum):
-                raise TrainingDiverged(f"the training loss became {loss_sum.item()} before step {step}; "
-                                       f"the last good checkpoint is kept in {out_dir}: lower --lr and rerun")
-            if boundary_eval:
-                metrics = evaluate(model, test_loader, train_loader.num_classes)
-                if loss_count:
-                    metrics["train_loss"] = (loss_sum / loss_count).item()
-                    loss_sum.zero_()
-                    loss_count = 0
-                metrics["lr"] = schedule(iteration)
-                log.write(iteration, str(step), metrics)
-                last_metrics = metrics
-                bar.set_postfix(step=str(step), loss=f"{metrics.get('train_loss', float('nan')):.3f}",
-                                acc=f"{metrics['test_accuracy']:.4f}")
-                for hook in hooks:
-                    hook.at_eval(state, metrics)
-            if boundary_save and platform.is_primary:
-                checkpoint.save_model(model, out_dir, step)
-                for hook in hooks:
-                    hook.at_save(state)
-            if boundary_checkpoint and platform.is_primary:
-                checkpoint.save_checkpoint(out_dir, model=model, optimizer=optimizer, iteration=iteration,
-                                           loss_sum=loss_sum, loss_count=loss_count)
-        if iteration == end.iteration:
-            break
+    def save_checkpoint() -> None:
+        if platform.is_primary:
+            checkpoint.save_checkpoint(out_dir, model=model, optimizer=optimizer, iteration=iteration,
+                                       loss_sum=loss_sum, loss_count=loss_count, hooks=hooks)
 
-        if batches is None or step.it == 0:
-            batches = train_loader.batches(step.ep, start=step.it, order_seed=data_order_seed)
-        x, y = next(batches)
-        schedule.apply(optimizer, iteration)
-        with autocast:
-            loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for hook in hooks:
-            hook.before_optimizer_step(state)
-        optimizer.step()
-        for hook in hooks:
-            hook.after_optimizer_step(state)
-        loss_sum += loss.detach().float()
-        loss_count += 1
-        iteration += 1
-        bar.update(1)
+    with catch_interrupts(getattr(platform, "catch_signals", True)) as interrupt:
+        while True:
+            state.iteration = iteration
+            step = Step(iteration, ipe)
+            stopping = state.stop_reason is not None  # a hook asked to end here: evaluate and save
+            evaluating = stopping or bounds.evaluates(iteration)
+            saving = bounds.saves_weights(iteration)
+            checkpointing = bounds.checkpoints(iteration)
+            if iteration != done_at and (evaluating or saving or checkpointing):
+                if loss_count and not torch.isfinite(loss_sum):
+                    _record_failure(out_dir, platform, step, loss_sum.item())
+                    raise TrainingDiverged(f"the training loss became {loss_sum.item()} before step {step}; "
+                                           f"the last good checkpoint is kept in {out_dir}: lower --lr and rerun")
+                if evaluating:
+                    metrics = evaluate(model, test_loader, loss_fn)
+                    if loss_count:
+                        metrics["train_loss"] = (loss_sum / loss_count).item()
+                        loss_sum.zero_()
+                        loss_count = 0
+                    metrics["lr"] = schedule(iteration)
+                    for hook in hooks:
+                        hook.at_eval(state, metrics)
+                    log.write(iteration, str(step), metrics)
+                    last_metrics = metrics
+                    progress.evaluated(iteration, str(step), metrics)
+                if state.stop_reason is not None:
+                    saving, checkpointing = True, False
+                if saving and platform.is_primary:
+                    checkpoint.save_model(model, out_dir, step)
+                    for hook in hooks:
+                        hook.at_save(state)
+                if checkpointing:
+                    save_checkpoint()
+            if iteration == end.iteration or state.stop_reason is not None:
+                break
+            if interrupt.signum is not None:
+                if iteration != done_at and not checkpointing:
+                    save_checkpoint()
+                progress.close()
+                raise Interrupted(f"{interrupt.name} received: checkpointed {out_dir} at step {step}; "
+                                  f"rerun the same command to resume", interrupt.signum)
 
-    bar.close()
+            if batches is None or step.it == 0:
+                batches = train_loader.batches(step.ep, start=step.it, order_seed=data_order_seed)
+            x, y = next(batches)
+            schedule.apply(optimizer, iteration)
+            with autocast:
+                task_loss = loss = loss_fn(model(x), y)
+                for hook in loss_hooks:
+                    term = hook.loss_term(state)
+                    if term is not None:
+                        loss = loss + term
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for hook in before_hooks:
+                hook.before_optimizer_step(state)
+            optimizer.step()
+            iteration += 1
+            state.iteration = iteration
+            for hook in after_hooks:
+                hook.after_optimizer_step(state)
+            loss_sum += task_loss.detach().float()
+            loss_count += 1
+            progress.update()
+
+    progress.close()
     for hook in hooks:
         hook.on_end(state)
+    final = Step(iteration, ipe)
     if platform.is_primary:
-        write_json({"final_step": str(end), "final_iteration": end.iteration, "metrics": last_metrics,
-                    "seconds_this_session": round(time.time() - started, 3)}, out_dir / "done.json")
+        record = {"final_step": str(final), "final_iteration": iteration, "metrics": last_metrics,
+                  "seconds_this_session": round(time.time() - started, 3)}
+        if state.stop_reason is not None:
+            record["stopped_early"] = state.stop_reason
+        write_json(record, out_dir / "done.json")
         (out_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
+        (out_dir / FAILED).unlink(missing_ok=True)
     return last_metrics
+
+
+def _record_failure(out_dir: Path, platform: Platform, step: Step, loss: float) -> None:
+    """failed.json says why a run stopped, for the reading commands (the checkpoint stays)."""
+    if platform.is_primary:
+        write_json({"reason": "diverged", "step": str(step), "iteration": step.iteration, "train_loss": str(loss)},
+                   out_dir / FAILED)

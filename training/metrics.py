@@ -1,10 +1,33 @@
-"""Metrics streamed to metrics.jsonl: one JSON object per line (iteration, step, name, value)."""
+"""Metrics streamed to metrics.jsonl: one JSON object per line (iteration, step, name, value).
+
+metrics.jsonl is the one file that is appended to rather than replaced, so that a run's curve is
+on disk while it trains. A process killed mid-append can leave a half-written last line: readers
+skip it, and a resumed run drops it (with every line past its checkpoint) before appending.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Iterator
+
+from platforms.storage import FILE_MODE, WriteFailed, describe_write_error, json_safe, write_text
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """The complete records of a metrics.jsonl, skipping a half-written or garbled line."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and {"iteration", "name", "value"} <= set(record):
+            yield record
 
 
 class MetricLog:
@@ -15,21 +38,22 @@ class MetricLog:
         self.enabled = enabled
 
     def truncate_after(self, iteration: int) -> None:
-        """On resume, drop lines past the checkpoint: they will be produced again, identically."""
+        """On resume, keep the complete lines up to the checkpoint: later ones will be produced
+        again, identically (and a half-written last line is dropped)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["iteration"] <= iteration]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        kept = [json.dumps(record) for record in read_records(self.path) if record["iteration"] <= iteration]
+        write_text("".join(line + "\n" for line in kept), self.path)
 
     def write(self, iteration: int, step: str, values: dict[str, float]) -> None:
-        if not self.enabled:
+        if not self.enabled or not values:
             return
-        lines = [json.dumps({"iteration": iteration, "step": step, "name": name, "value": value})
+        lines = [json.dumps(json_safe({"iteration": iteration, "step": step, "name": name, "value": value}))
                  for name, value in values.items()]
-        with open(self.path, "a") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            with os.fdopen(fd, "a") as handle:
+                handle.write("".join(line + "\n" for line in lines))
+                handle.flush()
+        except OSError as error:
+            raise WriteFailed(describe_write_error(error, self.path)) from None

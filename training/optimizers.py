@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 
 import torch
 
@@ -25,9 +26,9 @@ def build_optimizer(h: TrainingHparams, model: torch.nn.Module) -> torch.optim.O
 
 
 class LRSchedule:
-    """The learning rate as a pure function of the iteration: linear warmup from 0, then a factor
-    of gamma at each milestone. Being a function of the iteration alone, it needs no state to
-    resume."""
+    """The learning rate as a pure function of the iteration: linear warmup from 0, then either a
+    factor of gamma at each milestone or a cosine decay from --lr to --final_lr over the rest of
+    training. Being a function of the iteration alone, it needs no state to resume."""
 
     def __init__(self, h: TrainingHparams, iterations_per_epoch: int):
         self.base_lr = h.lr
@@ -35,9 +36,17 @@ class LRSchedule:
         self.milestones = sorted(s.iteration for s in Step.parse_list(h.milestone_steps, iterations_per_epoch,
                                                                       "milestone_steps"))
         self.warmup = Step.parse(h.warmup_steps, iterations_per_epoch).iteration if h.warmup_steps else 0
+        self.cosine = h.lr_schedule == "cosine"
+        self.final_lr = h.final_lr or 0.0
+        self.end = Step.parse(h.training_steps, iterations_per_epoch).iteration
 
     def __call__(self, iteration: int) -> float:
-        lr = self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, iteration)
+        if self.cosine:
+            span = max(self.end - self.warmup, 1)
+            done = min(max(iteration - self.warmup, 0), span) / span
+            lr = self.final_lr + (self.base_lr - self.final_lr) * 0.5 * (1.0 + math.cos(math.pi * done))
+        else:
+            lr = self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, iteration)
         if iteration < self.warmup:
             lr *= iteration / self.warmup
         return lr

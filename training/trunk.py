@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import sys
 from typing import Optional, Sequence
 
 import torch
@@ -16,8 +15,7 @@ from foundations.errors import UserError
 from foundations.step import Step
 from platforms.lock import run_lock
 from platforms.platform import Platform
-from platforms.storage import read_json
-from training import checkpoint
+from training import checkpoint, run_files
 from training.hooks import Hook
 from training.loop import train
 
@@ -32,7 +30,7 @@ class Trunk:
         self.dir = desc.run_path(platform.root, replicate)
         self.seeds = desc.seeds(replicate)
         self.info = datasets_registry.info(desc.dataset.dataset_name)
-        self._loaders: dict[bool, object] = {}
+        self._loaders: dict[str, object] = {}
         if desc.training.precision == "bf16" and platform.device.type != "cuda":
             raise UserError("--precision=bf16 is bf16 autocast on CUDA: use it with a CUDA --device, or drop it")
         if not models_registry.exists(desc.model.model_name):
@@ -44,12 +42,14 @@ class Trunk:
     def dataset_hparams(self):
         return self.desc.dataset.replace(transformation_seed=self.seeds["transformation"])
 
-    def loader(self, train: bool):
-        if train not in self._loaders:
-            self._loaders[train] = datasets_registry.get(
-                self.dataset_hparams, train, root=self.platform.dataset_root, device=self.platform.device,
+    def loader(self, split: bool | str):
+        """The training (True / "train"), validation ("val") or test (False / "test") split."""
+        key = {True: "train", False: "test"}.get(split, split)
+        if key not in self._loaders:
+            self._loaders[key] = datasets_registry.get(
+                self.dataset_hparams, key, root=self.platform.dataset_root, device=self.platform.device,
                 download=self.platform.download, num_workers=self.platform.num_workers)
-        return self._loaders[train]
+        return self._loaders[key]
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -67,12 +67,25 @@ class Trunk:
     def end_step(self) -> Step:
         return Step.parse(self.desc.training.training_steps, self.iterations_per_epoch, "training_steps")
 
+    def check(self) -> None:
+        """Everything that can be refused before a file is written: the data is there (both
+        splits load), every step flag lies within training, and the root can be written."""
+        self.loader(True)
+        self.loader(False)
+        self.desc.training.check_steps(self.iterations_per_epoch)
+        self.platform.prepare_root()
+
     # ---- models ------------------------------------------------------------------------------
     def fresh_model(self, seed: Optional[int] = None) -> torch.nn.Module:
-        """The initial network (the trunk's init, or another init with `seed`)."""
+        """A newly drawn network: the trunk's initialization, or another one with `seed`."""
         model = models_registry.get(self.desc.model, self.info.input_shape, self.info.num_classes,
                                     seed=self.seeds["init"] if seed is None else seed)
         return model.to(self.platform.device)
+
+    def initial_model(self) -> torch.nn.Module:
+        """The trunk's weights at initialization, as saved in its run dir (so a branch rewinds to
+        exactly what the trunk trained from)."""
+        return self.model_at(Step.zero(self.iterations_per_epoch))
 
     @functools.cached_property
     def prunable_layer_names(self) -> list[str]:
@@ -80,39 +93,55 @@ class Trunk:
 
     @property
     def is_done(self) -> bool:
-        return (self.dir / "done.json").exists()
+        return (self.dir / run_files.DONE).exists()
+
+    def done(self) -> Optional[dict]:
+        """done.json of the finished trunk (repaired if damaged), or None."""
+        return run_files.finished(self.dir, self.end_step)
 
     def run(self, wait_for_lock: bool = False, hooks: Sequence[Hook] = ()) -> dict:
         """Train the trunk unless it is done; returns its done.json."""
+        self.check()
+        run_files.open_run_dir(self.dir)
         write_hparams(self.dir, self.desc.bundles(), kind="train", replicate=self.replicate,
                       seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
-        if not self.is_done:
+        done = self.done()
+        if done is None:
             with run_lock(self.dir, wait=wait_for_lock):
-                if not self.is_done:  # another process may have finished it while we waited
+                done = self.done()  # another process may have finished it while we waited
+                if done is None:
                     train(self.fresh_model(), self.desc.training, self.loader(True), self.loader(False),
                           self.dir, platform=self.platform, data_order_seed=self.seeds["data_order"],
                           hooks=hooks)
-        return read_json(self.dir / "done.json")
+                    done = self.done()
+        return done
 
     def model_at(self, step: Step) -> torch.nn.Module:
-        """The trunk's weights at `step`: from its saved file, or, when that step was not saved,
-        reproduced deterministically by retraining from init to `step` (and saved for next time)."""
+        """The trunk's weights at `step`: from its saved file, or, when that step was not saved
+        (or its file is damaged), reproduced deterministically by retraining from init to `step`
+        (and saved for next time)."""
         path = self.dir / checkpoint.model_filename(step)
+        self.run(wait_for_lock=True)
         model = self.fresh_model()
-        if not path.exists():
-            self.run(wait_for_lock=True)
-            if not path.exists():
-                self._reproduce(step)
-        model.load_state_dict(checkpoint.load_model_state(path))
+        try:
+            state = checkpoint.load_model_state(path)
+        except checkpoint.DamagedFile:
+            if path.exists():
+                run_files.say(f"{path} is unreadable; recomputing it")
+                path.replace(path.with_name(path.name + ".damaged"))
+            self._reproduce(step)
+            state = checkpoint.load_model_state(path)
+        model.load_state_dict(state)
         return model
 
     def _reproduce(self, step: Step) -> None:
-        print(f"reproducing the trunk's weights at {step} (not saved during training) ...", file=sys.stderr)
+        run_files.say(f"reproducing the trunk's weights at {step} (not saved during training) ...")
         scratch = self.dir / f"reproduce_{step.ep}ep{step.it}it"
-        quick = self.desc.training.replace(eval_every=str(step))  # the same steps, evaluated only at the ends
+        quick = self.desc.training.replace(eval_every=str(step) if step.iteration else None)
         with run_lock(self.dir, wait=True):
             model = self.fresh_model()
-            train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
-                  data_order_seed=self.seeds["data_order"], end=step)
+            if step.iteration:  # the same steps, evaluated only at the ends
+                train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
+                      data_order_seed=self.seeds["data_order"], end=step)
             checkpoint.save_model(model, self.dir, step)
-        shutil.rmtree(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)

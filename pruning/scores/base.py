@@ -26,10 +26,12 @@ class ScoringData:
     """What a score may read besides the model and the mask.
 
     `examples` serves snipN/graspN/graspabsN (the datasets Loader has this method); `seed` picks
-    those examples and the random scores; `input_shape` is one example's shape (C, H, W), for
-    synflow's all-ones input. `batch_size` splits the examples into chunks whose gradients are
-    summed (for memory); None scores them as one batch, the published setting (with BatchNorm in
-    train mode, chunking changes the batch statistics and so the scores).
+    those examples, their order, and the random scores; `input_shape` is one example's shape, for
+    synflow's all-ones input. `batch_size` cuts the examples into batches that are scored one at
+    a time, each batch's score weighted by its share of the examples (what the lottery-ticket fork
+    of "Missing the Mark" does with the training batch size, in train mode, so BatchNorm
+    normalizes per batch); the examples are shuffled by the seed first so that a batch is not one
+    class. None scores all examples as one batch (Synaptic-Flow's choice).
     """
 
     examples: Optional[ExampleSource] = None
@@ -39,13 +41,15 @@ class ScoringData:
 
     def weighted_batches(self, n: int, device: torch.device, dtype: torch.dtype,
                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-        """(inputs, labels, share) chunks of the n-per-class examples; the shares sum to 1, so
-        sum(share * mean loss of chunk) is the mean loss over all examples."""
+        """(inputs, labels, share) batches of the n-per-class examples; the shares sum to 1."""
         if self.examples is None:
             raise ValueError("this score needs training examples: pass ScoringData(examples=<loader>)")
         inputs, labels = self.examples.examples_per_class(n, self.seed)
         total = labels.shape[0]
         size = self.batch_size or total
+        if size < total:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed)).to(labels.device)
+            inputs, labels = inputs.index_select(0, order), labels.index_select(0, order)
         for start in range(0, total, size):
             x = inputs[start:start + size].to(device=device, dtype=dtype)
             y = labels[start:start + size].to(device)
@@ -77,18 +81,9 @@ def masked_copy(model: nn.Module, mask: Mask, *, train: bool, dtype: Optional[to
     return net, weights
 
 
-def loss_chunks(net: nn.Module, data: ScoringData, n: int, temperature: float = 1.0,
-                ) -> Iterator[torch.Tensor]:
-    """Cross-entropy of net(x) / temperature per chunk, weighted so the chunks sum to the mean."""
+def batch_losses(net: nn.Module, data: ScoringData, n: int, temperature: float = 1.0,
+                 ) -> Iterator[tuple[torch.Tensor, float]]:
+    """(mean cross-entropy of net(x) / temperature over one batch, the batch's share)."""
     reference = next(net.parameters())
     for x, y, share in data.weighted_batches(n, reference.device, reference.dtype):
-        yield F.cross_entropy(net(x) / temperature, y) * share
-
-
-def loss_gradient(net: nn.Module, weights: list[torch.Tensor], data: ScoringData, n: int,
-                  temperature: float = 1.0) -> list[torch.Tensor]:
-    """Gradient of the mean loss over the n-per-class examples with respect to `weights`."""
-    total = [torch.zeros_like(w) for w in weights]
-    for loss in loss_chunks(net, data, n, temperature):
-        torch._foreach_add_(total, torch.autograd.grad(loss, weights))
-    return total
+        yield F.cross_entropy(net(x) / temperature, y), share

@@ -11,7 +11,7 @@ import argparse
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -23,11 +23,11 @@ from foundations.step import Step
 from foundations.bundles import TrainingHparams
 from platforms.lock import run_lock
 from platforms.platform import Platform
-from platforms.storage import read_json
 from pruning.mask import Mask
 from pruning.validate import considered_layers
-from training import checkpoint
+from training import checkpoint, run_files
 from training.arguments import build_parser, trunk_desc
+from training.hooks import Hook
 from training.loop import train
 from training.masking import MaskHook
 from training.report import print_table
@@ -56,10 +56,11 @@ class Branch:
     def replicate(self) -> int:
         return self.trunk.replicate
 
-    def layers_to_ignore(self, flag_value: Optional[str]) -> list[str]:
-        """The flag's comma-separated names, or the model's default when the flag is not given."""
+    def layers_to_ignore(self, flag_value: Optional[str], model_default: bool = True) -> list[str]:
+        """The flag's comma-separated names; when the flag is not given, the model's default
+        (OpenLTH's: LeNet and VGG keep their output layer) or, without `model_default`, none."""
         if flag_value is None:
-            defaults = models_registry.default_hparams(self.trunk.desc.model.model_name)
+            defaults = models_registry.default_hparams(self.trunk.desc.model.model_name) if model_default else {}
             flag_value = defaults.get("pruning", {}).get("prune_layers_to_ignore", "")
         names = [name.strip() for name in flag_value.split(",") if name.strip()]
         considered_layers(self.trunk.prunable_layer_names, names)  # a UserError for an unknown name
@@ -68,29 +69,50 @@ class Branch:
     def prepare(self, seeds: dict[str, int]) -> None:
         """Train the trunk if needed, then write (or check) this branch's hparams.json."""
         self.trunk.run(wait_for_lock=True)
+        run_files.open_run_dir(self.dir)
         write_hparams(self.dir, {**self.trunk.desc.bundles(), **self.bundles}, kind=f"branch_{self.name}",
                       replicate=self.replicate, seeds=seeds, parent_hash=self.trunk.desc.hash, run_hash=self.hash)
 
 
 def final_model(trunk: Trunk, run_dir: Path) -> torch.nn.Module:
-    """The weights at the end of training of a finished run in `run_dir`."""
+    """The weights at the end of training of a finished run in `run_dir` (its done.json says
+    which step that is: a run may end early)."""
+    done = run_files.read_done(run_dir, trunk.end_step)
+    final = run_files.final_step_of(done, trunk.iterations_per_epoch) if done else trunk.end_step
     model = trunk.fresh_model()
-    model.load_state_dict(checkpoint.load_model_state(run_dir / checkpoint.model_filename(trunk.end_step)))
+    model.load_state_dict(checkpoint.load_model_state(run_dir / checkpoint.model_filename(final)))
     return model
 
 
+def load_mask(directory: Path) -> Optional[Mask]:
+    """The mask saved in `directory`, or None when there is none or it is damaged (the caller
+    recomputes it: every mask here is a deterministic function of its inputs)."""
+    if not Mask.exists(directory):
+        return None
+    try:
+        return Mask.load(directory)
+    except Exception:  # truncated or foreign file
+        run_files.say(f"{Path(directory) / 'mask.pt'} is unreadable; recomputing the mask")
+        return None
+
+
 def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask, *,
-                 start: Optional[Step] = None, training: Optional[TrainingHparams] = None) -> dict:
+                 start: Optional[Step] = None, training: Optional[TrainingHparams] = None,
+                 hooks: Sequence[Hook] = (), data_order_seed: Optional[int] = None) -> dict:
     """Train `model` under `mask` in `out_dir` (mask.pt first, done.json last); skip if done.
-    Returns done.json."""
+    Returns done.json. `hooks` run after the mask's; `data_order_seed` defaults to the trunk's."""
     out_dir = Path(out_dir)
-    if not Mask.exists(out_dir):
-        mask.save(out_dir)
-    if not (out_dir / "done.json").exists():
-        train(model, training or trunk.desc.training, trunk.loader(True), trunk.loader(False), out_dir,
-              platform=trunk.platform, data_order_seed=trunk.seeds["data_order"], start=start,
-              hooks=[MaskHook(mask.to(trunk.platform.device))])
-    return read_json(out_dir / "done.json")
+    run_files.open_run_dir(out_dir)
+    mask.save_if_changed(out_dir)
+    training = training or trunk.desc.training
+    end = Step.parse(training.training_steps, trunk.iterations_per_epoch, "training_steps")
+    done = run_files.finished(out_dir, end)
+    if done is None:
+        seed = trunk.seeds["data_order"] if data_order_seed is None else data_order_seed
+        train(model, training, trunk.loader(True), trunk.loader(False), out_dir, platform=trunk.platform,
+              data_order_seed=seed, start=start, hooks=[MaskHook(mask.to(trunk.platform.device)), *hooks])
+        done = run_files.finished(out_dir, end)
+    return done
 
 
 def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:

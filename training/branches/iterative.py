@@ -14,7 +14,7 @@ BUNDLES = {"imp": ImpHparams}
 
 def run(branch):
     trunk = branch.trunk
-    return run_levels(branch, branch.bundles["imp"], lambda level, mask, trained: (trunk.fresh_model(), None, None))
+    return run_levels(branch, branch.bundles["imp"], lambda level, mask, trained: (trunk.initial_model(), None, None))
 
 
 main = branch_main(NAME, SUMMARY, BUNDLES, run)

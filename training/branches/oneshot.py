@@ -16,7 +16,7 @@ from foundations.seeds import derive_seed
 from pruning import ScoringData, prune_in_rounds, scores
 from pruning.mask import Mask
 from pruning.validate import SCOPES, check_fraction, check_iterations
-from training.branches.base import Branch, branch_main, row, train_masked
+from training.branches.base import Branch, branch_main, load_mask, row, train_masked
 
 NAME = "oneshot"
 SUMMARY = "prune once with random, magnitude, snipN, graspN, graspabsN or synflow at any step, then train"
@@ -39,7 +39,11 @@ class OneshotHparams(Hparams):
     seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
     prune_scope: str = hparam("global", "global | layerwise", choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
-        None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)", is_list=True)
+        None, "comma-separated weights never pruned (default: none: every conv and linear weight is ranked, "
+              "the output layer's too, as in the Missing-the-Mark fork)", is_list=True)
+    score_in_one_batch: bool = hparam(
+        False, "score snipN/graspN examples as one batch (Synaptic-Flow) instead of in batches of --batch_size "
+               "(the fork: BatchNorm statistics per batch)")
 
     def validate(self) -> None:
         if self.strategy is not None:
@@ -65,16 +69,21 @@ def steps(branch: Branch):
     return prune, state, start
 
 
+def layers_to_ignore(branch: Branch) -> list[str]:
+    return branch.layers_to_ignore(branch.bundles["oneshot"].prune_layers_to_ignore, model_default=False)
+
+
 def check(branch: Branch) -> None:
     steps(branch)
-    branch.layers_to_ignore(branch.bundles["oneshot"].prune_layers_to_ignore)
+    layers_to_ignore(branch)
 
 
 def make_mask(branch: Branch) -> Mask:
     h, trunk = branch.bundles["oneshot"], branch.trunk
     prune_step, _, _ = steps(branch)
-    ignore = branch.layers_to_ignore(h.prune_layers_to_ignore)
-    data = ScoringData(examples=trunk.loader(True), seed=seed(branch), input_shape=trunk.info.input_shape)
+    ignore = layers_to_ignore(branch)
+    data = ScoringData(examples=trunk.loader(True), seed=seed(branch), input_shape=trunk.info.input_shape,
+                       batch_size=None if h.score_in_one_batch else trunk.desc.dataset.batch_size)
     mask = prune_in_rounds(trunk.model_at(prune_step), h.strategy, h.prune_fraction, h.prune_iterations,
                            data=data, scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore)
     if h.randomize_layerwise:
@@ -85,7 +94,7 @@ def make_mask(branch: Branch) -> Mask:
 def run(branch: Branch) -> list[list[str]]:
     h, trunk = branch.bundles["oneshot"], branch.trunk
     _, state_step, start_step = steps(branch)
-    mask = Mask.load(branch.dir) if Mask.exists(branch.dir) else make_mask(branch)
+    mask = load_mask(branch.dir) or make_mask(branch)
     model = (trunk.fresh_model(seed=derive_seed(seed(branch), "mask")) if h.reinitialize
              else trunk.model_at(state_step))
     done = train_masked(trunk, branch.dir, model, mask, start=start_step)

@@ -18,10 +18,9 @@ import torch
 from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
 from platforms.lock import run_lock
-from platforms.storage import read_json
 from pruning.mask import Mask
 from training.branches import iterative
-from training.branches.base import Branch, branch_main, row, train_masked
+from training.branches.base import Branch, branch_main, load_mask, row, train_masked
 from training.imp import level_dir, write_level_zero
 
 NAME = "reinitialize"
@@ -63,8 +62,8 @@ def control_model(branch: Branch, level: int) -> torch.nn.Module:
     if control == "reinit":
         return trunk.fresh_model(seed=derive_seed(control_seed(branch) + level, "init"))
     if control == "sign":
-        return signed_constant(trunk.fresh_model())
-    return trunk.fresh_model()
+        return signed_constant(trunk.initial_model())
+    return trunk.initial_model()
 
 
 def control_mask(branch: Branch, level: int, ticket: Mask) -> Mask:
@@ -86,10 +85,9 @@ def run(branch: Branch) -> list[list[str]]:
     rows = [row(0, Mask.load(level_dir(branch.dir, 0)), done, branch.trunk.dir)]
     for level in range(1, branch.bundles["imp"].levels + 1):
         directory = level_dir(branch.dir, level)
-        mask = (Mask.load(directory) if Mask.exists(directory)
-                else control_mask(branch, level, Mask.load(level_dir(tickets.dir, level))))
-        train_masked(branch.trunk, directory, control_model(branch, level), mask)
-        rows.append(row(level, mask, read_json(directory / "done.json"), directory))
+        mask = load_mask(directory) or control_mask(branch, level, Mask.load(level_dir(tickets.dir, level)))
+        done = train_masked(branch.trunk, directory, control_model(branch, level), mask)
+        rows.append(row(level, mask, done, directory))
     return rows
 
 

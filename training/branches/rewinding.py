@@ -40,7 +40,8 @@ def run(branch):
     training = trunk.desc.training
     if h.rewind == "finetune":
         final_lr = LRSchedule(training, trunk.iterations_per_epoch)(max(trunk.end_step.iteration - 1, 0))
-        training = training.replace(lr=final_lr, milestone_steps=None, gamma=None, warmup_steps=None)
+        training = training.replace(lr=final_lr, milestone_steps=None, gamma=None, warmup_steps=None,
+                                    lr_schedule="milestones", final_lr=None)
 
     def start_of_level(level, mask, trained):
         if h.rewind == "weights":

@@ -1,0 +1,86 @@
+"""Training losses and what evaluation reports, by task.
+
+A dataset declares its task: `classification` (integer labels; cross-entropy by default) or
+`regression` (float targets; mean squared error). `--loss` picks another loss where a paper did:
+the chaos-causality MLPs were trained with the squared error between softmax (or sigmoid)
+outputs and one-hot targets. Every loss is a mean over the batch of a per-example loss, and
+evaluation reports the same loss (`test_loss`), plus top-1 (and top-5 over more than 10
+classes) accuracy for classification.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from foundations.bundles import LOSSES
+from foundations.errors import UserError
+
+TASKS = ("classification", "regression")
+
+
+class Loss:
+    """One of LOSSES for one task: `loss(outputs, targets)` is the batch mean, `loss.sum(...)` the
+    batch sum (for evaluation)."""
+
+    def __init__(self, name: Optional[str], task: str, num_outputs: int):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        name = name or ("cross_entropy" if task == "classification" else "mse")
+        if name not in LOSSES:
+            raise UserError(f"--loss={name} is unknown: use one of {', '.join(LOSSES)}")
+        if task == "regression" and name not in ("mse", "sigmoid_mse"):
+            raise UserError(f"--loss={name} needs class labels, but this dataset is a regression task: "
+                            f"use --loss=mse (or sigmoid_mse, for sigmoid outputs)")
+        self.name, self.task, self.num_outputs = name, task, num_outputs
+
+    def _squared_errors(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-example mean squared error, (N,)."""
+        outputs = outputs.float()
+        if self.name == "softmax_mse":
+            outputs = outputs.softmax(dim=1)
+        elif self.name == "sigmoid_mse":
+            outputs = outputs.sigmoid()
+        if self.task == "classification":
+            targets = F.one_hot(targets, self.num_outputs).to(outputs.dtype)
+        else:
+            targets = targets.to(outputs.dtype).reshape(outputs.shape)
+        return (outputs - targets).square().flatten(1).mean(dim=1)
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.name == "cross_entropy":
+            return F.cross_entropy(outputs, targets)
+        return self._squared_errors(outputs, targets).mean()
+
+    def sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.name == "cross_entropy":
+            return F.cross_entropy(outputs.float(), targets, reduction="sum")
+        return self._squared_errors(outputs, targets).sum()
+
+
+def evaluate(model: torch.nn.Module, loader, loss: Loss, prefix: str = "test") -> dict[str, float]:
+    """`<prefix>_loss` and, for classification, `<prefix>_accuracy` (and `<prefix>_top5_accuracy`
+    over more than 10 classes) over the whole split, in one host sync."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = torch.zeros(3, device=device, dtype=torch.float64)
+    top5 = loss.task == "classification" and loss.num_outputs > 10
+    with torch.no_grad():
+        for x, y in loader.batches(0):
+            outputs = model(x).float()
+            sums[0] += loss.sum(outputs, y)
+            if loss.task == "classification":
+                sums[1] += (outputs.argmax(dim=1) == y).sum()
+                if top5:
+                    sums[2] += (outputs.topk(5, dim=1).indices == y[:, None]).any(dim=1).sum()
+    model.train(was_training)
+    values = sums.div(loader.num_examples).tolist()
+    metrics = {f"{prefix}_loss": values[0]}
+    if loss.task == "classification":
+        metrics[f"{prefix}_accuracy"] = values[1]
+        if top5:
+            metrics[f"{prefix}_top5_accuracy"] = values[2]
+    return metrics
