@@ -1,0 +1,87 @@
+"""Per-step pruning rules: rewrite a weight in place after every optimizer step.
+
+    rule = rules.get("dyn_topk", keep=0.3)
+    for epoch in range(epochs):
+        for batch in ...:
+            optimizer.step()
+            rule.apply(model.weight, progress=epoch / epochs)
+    checkpoint["rule"] = rule.state_dict()       # plain tensors: a drawn mask, a frozen tau
+
+Every module `pruning/rules/<name>.py` that defines `RULE` (a `Rule` subclass) is the rule
+`<name>`, found here by itself: adding a rule is adding one file. The settings a rule takes are
+its constructor's parameters (those without a default are required); `get` refuses a missing
+one and one the rule does not take (`seed` is passed to every rule and used by those that draw). A new
+kind of setting is a new entry in `base.SETTINGS` and a new keyword of `get`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Optional
+
+from foundations.errors import UserError
+from pruning.rules.base import SETTINGS, Rule, sin4
+
+
+def _discover() -> dict[str, type[Rule]]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        rule = getattr(importlib.import_module(f"{__name__}.{info.name}"), "RULE", None)
+        if isinstance(rule, type) and issubclass(rule, Rule):
+            found[info.name] = rule
+    return found
+
+
+RULES = _discover()
+
+__all__ = ["RULES", "Rule", "constraint_names", "get", "names", "settings_of", "sin4"]
+
+
+def names() -> list[str]:
+    """Every rule, in name order."""
+    return list(RULES)
+
+
+def constraint_names() -> list[str]:
+    """The rules that optimize the orderedness metric directly (never pool them with the rest)."""
+    return [name for name, rule in RULES.items() if rule.constraint]
+
+
+def settings_of(name: str) -> dict[str, bool]:
+    """The settings rule `name` takes, each mapped to whether it is required."""
+    parameters = inspect.signature(_rule(name).__init__).parameters
+    return {key: parameter.default is inspect.Parameter.empty for key, parameter in parameters.items()
+            if key in SETTINGS}
+
+
+def _rule(name: str) -> type[Rule]:
+    if not isinstance(name, str) or name.strip().lower() not in RULES:
+        constraints = ", ".join(constraint_names())
+        raise UserError(f"unknown pruning rule {name!r}: use one of {', '.join(RULES)} "
+                        f"({constraints} are constraints on the orderedness metric)")
+    return RULES[name.strip().lower()]
+
+
+def _describe(name: str) -> str:
+    taken = settings_of(name)
+    return ", ".join(f"{key} ({SETTINGS[key]})" for key in taken) or "no settings"
+
+
+def get(name: str, *, keep: Optional[float] = None, prune_fraction: Optional[float] = None,
+        threshold: Optional[float] = None, damping: Optional[float] = None,
+        seed: Optional[int] = None) -> Rule:
+    """The rule `name` with its settings; None means "not given"."""
+    rule = _rule(name)
+    name = name.strip().lower()
+    given = {"keep": keep, "prune_fraction": prune_fraction, "threshold": threshold,
+             "damping": damping, "seed": seed}
+    taken = settings_of(name)
+    for key, required in taken.items():
+        if required and given[key] is None:
+            raise UserError(f"pruning rule {name} needs {key}: give {SETTINGS[key]}")
+    extra = [key for key, value in given.items() if value is not None and key not in taken and key != "seed"]
+    if extra:
+        raise UserError(f"pruning rule {name} takes no {', '.join(extra)}: it takes {_describe(name)}")
+    return rule(**{key: given[key] for key in taken if given[key] is not None})
