@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -105,6 +106,8 @@ class Platform:
         checkpoint_every = getattr(args, "checkpoint_every", None)
         if checkpoint_every is not None:
             check_step_syntax(checkpoint_every, "checkpoint_every")
+            if not any(int(part) for part in re.findall(r"\d+", checkpoint_every)):
+                raise UserError(f"--checkpoint_every={checkpoint_every} must be at least 1it")
         return cls(root=Path(args.root).expanduser(), dataset_root=dataset_root,
                    device=device, num_workers=args.num_workers, download=args.download,
                    quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every)

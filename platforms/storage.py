@@ -26,13 +26,22 @@ from foundations.errors import UserError
 TMP_SUFFIX = ".tmp"
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (/proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-FILE_MODE = 0o666 & ~_current_umask()
+def file_mode() -> int:
+    """What an ordinary new file gets: rw for everyone the umask allows."""
+    return 0o666 & ~current_umask()
 
 
 class WriteFailed(UserError):
@@ -58,7 +67,7 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
         raise WriteFailed(describe_write_error(error, path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
+            os.fchmod(f.fileno(), file_mode())
             write(f)
             f.flush()
             os.fsync(f.fileno())

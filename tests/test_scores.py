@@ -167,3 +167,28 @@ def test_pruned_weights_stay_pruned_through_rounds_of_rescoring(strategy, highes
                              mask=mask, highest=highest)
     assert all(not (result[n] & ~mask[n]).any() for n in mask)
     assert result.num_unpruned == mask.num_unpruned - round(0.5 * mask.num_unpruned)
+
+
+def test_grasp_in_batches_is_the_size_weighted_mean_of_each_batchs_own_score():
+    """The fork: per batch b, g_b and H_b g_b of the batch's own mean loss (finite differences
+    here), -w * H_b g_b, weighted by the batch's share; the examples are shuffled by the seed."""
+    model, data = TinyMLP().double(), labelled_data(shape=(4,))
+    mask = partial_mask(model, seed=3)
+    x, y = data.examples_per_class(3, seed=1)
+    order = torch.randperm(y.numel(), generator=torch.Generator().manual_seed(1))
+    x, y = x[order].double(), y[order]
+    masked = {n: model.state_dict()[n] * mask[n] for n in mask}
+    expected = {n: torch.zeros_like(masked[n]) for n in mask}
+    eps = 1e-6
+    for start in range(0, y.numel(), 4):
+        xb, yb = x[start:start + 4], y[start:start + 4]
+        g = {n: v * mask[n] for n, v in loss_gradient_at(model, masked, xb, yb).items()}
+        plus = loss_gradient_at(model, {n: masked[n] + eps * g[n] for n in mask}, xb, yb)
+        minus = loss_gradient_at(model, {n: masked[n] - eps * g[n] for n in mask}, xb, yb)
+        for n in mask:
+            expected[n] += -masked[n] * (plus[n] - minus[n]) / (2 * eps) * (yb.numel() / y.numel())
+    result = scores.get("grasp3")(model, mask, ScoringData(examples=data, seed=1, batch_size=4))
+    for n in mask:
+        torch.testing.assert_close(result[n], expected[n], rtol=1e-4, atol=1e-6 * expected[n].abs().max().item())
+    one_batch = scores.get("grasp3")(model, mask, ScoringData(examples=data, seed=1))
+    assert not torch.allclose(one_batch["fc1.weight"], result["fc1.weight"])  # batching changes the scores

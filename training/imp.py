@@ -98,6 +98,7 @@ def run_levels(branch: Branch, h: ImpHparams, start_of_level: LevelStart) -> lis
         done = run_files.finished(directory, trunk.end_step) if stored is not None else None
         if stored is not None and done is not None:
             mask = stored
+            mask.save_if_changed(directory)  # rewrites a damaged sparsity.json
         else:
             previous = final_model(trunk, trained_dir)
             mask = stored or next_mask(branch, h, level, previous, mask.to(trunk.platform.device)).to("cpu")

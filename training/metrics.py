@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from platforms.storage import FILE_MODE, WriteFailed, describe_write_error, json_safe, write_text
+from platforms.storage import WriteFailed, describe_write_error, file_mode, json_safe, write_text
 
 
 def read_records(path: Path) -> Iterator[dict]:
@@ -51,7 +51,7 @@ class MetricLog:
         lines = [json.dumps(json_safe({"iteration": iteration, "step": step, "name": name, "value": value}))
                  for name, value in values.items()]
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
             with os.fdopen(fd, "a") as handle:
                 handle.write("".join(line + "\n" for line in lines))
                 handle.flush()

@@ -10,3 +10,8 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print(line(["-" * w for w in widths]))
     for row in rows:
         print(line(row))
+
+
+def format_metric(value: object) -> str:
+    """A metric for a table: four decimals, or '-' where it does not exist (regression accuracy)."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from foundations.errors import UserError
 from platforms.platform import Platform
 from training.arguments import build_parser, trunk_desc
-from training.report import print_table
+from training.report import format_metric, print_table
 from training.trunk import Trunk
 
 SUMMARY = "train a dense network (the trunk)"
@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
     done = trunk.run(wait_for_lock=args.wait_for_lock)
     metrics = done["metrics"]
     print_table(["run", "step", "test accuracy", "test loss"],
-                [[str(trunk.dir), done["final_step"], f"{metrics.get('test_accuracy', float('nan')):.4f}",
-                  f"{metrics.get('test_loss', float('nan')):.4f}"]])
+                [[str(trunk.dir), done["final_step"], format_metric(metrics.get("test_accuracy")),
+                  format_metric(metrics.get("test_loss"))]])
     if was_done:
         print("(already finished: nothing was retrained)")
     return 0

@@ -18,6 +18,7 @@ from platforms.platform import Platform
 from training import checkpoint, run_files
 from training.hooks import Hook
 from training.loop import train
+from training.losses import Loss
 
 
 class Trunk:
@@ -73,6 +74,7 @@ class Trunk:
         self.loader(True)
         self.loader(False)
         self.desc.training.check_steps(self.iterations_per_epoch)
+        Loss(self.desc.training.loss, self.info.task, self.info.num_classes)  # a loss that fits the task
         self.platform.prepare_root()
 
     # ---- models ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from training.arguments import build_parser, trunk_desc
 from training.hooks import Hook
 from training.loop import train
 from training.masking import MaskHook
-from training.report import print_table
+from training.report import format_metric, print_table
 from training.trunk import Trunk
 
 ROW_HEADER = ["level", "density", "test accuracy", "run"]
@@ -116,8 +116,7 @@ def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask
 
 
 def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:
-    return [str(level), f"{mask.density:.4f}", f"{done['metrics'].get('test_accuracy', float('nan')):.4f}",
-            str(run_dir)]
+    return [str(level), f"{mask.density:.4f}", format_metric(done["metrics"].get("test_accuracy")), str(run_dir)]
 
 
 def locate(name: str, summary: str, bundles: dict[str, type[Hparams]], argv: list[str],
