@@ -5,6 +5,7 @@ slow), ours on all of them. Prints a few lines of figures, then ``ratio=<nolds s
 as the last line. On a GPU, pass ``--device cuda --windows 1000000`` for windows/s at scale.
 
     python benchmarks/lyapunov_vs_nolds.py [--device cpu] [--windows 10000] [--threads N]
+        [--dtype float32] [--neighbours tisean --fit diff --trajectory_len 4]
 
 CPU threads: by default ours is timed single-threaded (nolds' own condition) and with torch's
 default thread count; the ratio line is the latter. A machine busy with other work slows
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--trajectory_len", type=int, default=20)
     parser.add_argument("--fit", default="poly", help="ours only; nolds always fits 'poly'")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--neighbours", default="nolds", choices=["nolds", "tisean"], help="ours only")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; the best of each side counts")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: 1 and torch's default)")
     args = parser.parse_args()
@@ -47,7 +49,8 @@ def main() -> None:
     import nolds
 
     subset = windows[: args.nolds_windows]
-    largest_lyapunov(x[:100], fit=args.fit, **params)  # warm-up (kernels, allocator)
+    ours_options = dict(fit=args.fit, neighbours=args.neighbours, **params)
+    largest_lyapunov(x[:100], **ours_options)  # warm-up (kernels, allocator)
     # Alternate the two and keep each one's best round, so that load from other processes
     # on the machine hits both alike.
     nolds_best = float("inf")
@@ -62,15 +65,16 @@ def main() -> None:
             torch.set_num_threads(threads)
             _synchronize(device)
             start = time.perf_counter()
-            result = largest_lyapunov(x, fit=args.fit, **params)
+            result = largest_lyapunov(x, **ours_options)
             _synchronize(device)
             ours_best[threads] = min(ours_best[threads], time.perf_counter() - start)
     nolds_per_window = nolds_best / len(subset)
 
-    if args.fit == "poly" and args.dtype == "float64":
+    if args.fit == "poly" and args.dtype == "float64" and args.neighbours == "nolds":
         gap = np.abs(result.exponent[: len(subset)].cpu().numpy() - np.array(reference)).max()
         print(f"max |ours - nolds| on the subset: {gap:.2e}")
-    print(f"device={device} windows={args.windows} length={args.length} {params} fit={args.fit} {args.dtype}")
+    print(f"device={device} windows={args.windows} length={args.length} {params} fit={args.fit} "
+          f"neighbours={args.neighbours} {args.dtype}")
     print(f"nolds: {nolds_per_window * 1e6:.1f} us/window ({len(subset)} windows)")
     for threads in thread_counts:
         per_window = ours_best[threads] / args.windows

@@ -3,15 +3,19 @@
 For each lag L = 1..maxlag and each candidate x_b, as statsmodels' ``grangercausalitytests``:
 regress y_t on a constant and y_{t-1..t-L} (restricted), and additionally on x_{t-1..t-L}
 (unrestricted), over t = L..n-1 (each lag trims its own first L points), and compare the residual
-sums of squares: ``ssr_ftest`` (F with L and n - 3L - 1 degrees of freedom), ``ssr_chi2test``
-and ``lrtest`` (chi-square with L). The null hypothesis is that x does not Granger-cause y.
+sums of squares: ``ssr_ftest`` (F with L and ``df_resid`` degrees of freedom, n - 3L - 1 at full
+rank), ``ssr_chi2test`` and ``lrtest`` (chi-square with L). The null hypothesis is that x does not
+Granger-cause y.
 
 The restricted regression is one per lag, shared by the whole batch. By Frisch-Waugh-Lovell,
 the unrestricted fit explains, beyond it, the projection of the restricted residuals onto the
 part of x's lags orthogonal to the restricted design: two matrix products for the whole batch
 give each candidate's small Gram system, which is solved by a Cholesky factorization run for all
-candidates at once. A lag column that adds nothing new is dropped, so rank deficiency (x equal
-to y, say) is handled as statsmodels' pseudo-inverse would.
+candidates at once. The residual degrees of freedom are statsmodels': nobs minus the rank of
+the joint design, so a lag column that adds nothing new (x equal to y, x an exact linear or
+quadratic trend) is dropped and not counted. The normal equations cannot tell such a column
+from a nearly redundant one, so candidates with a pivot near rounding level are refitted by
+:mod:`lyapunov.granger_rank`, which decides the rank as statsmodels does.
 
 Where statsmodels refuses a candidate (``InfeasibleTestError``: a constant lag column, or a
 perfect fit) the result is flagged ``infeasible`` and still defined: a perfect fit of y from its
@@ -26,6 +30,7 @@ from torch import Tensor
 
 from foundations.errors import UserError
 from lyapunov.distributions import chi2_sf, f_sf
+from lyapunov.granger_rank import exact_unrestricted_fit
 
 TESTS = ("ssr_ftest", "ssr_chi2test", "lrtest")
 
@@ -133,6 +138,7 @@ class _RestrictedFit:
         target = y[lag:]
         lags = y.unfold(0, lag, 1)[: self.nobs]  # row t-lag holds y_{t-lag..t-1}
         design = torch.cat([lags, torch.ones_like(target)[:, None]], dim=1)
+        self.design, self.gram, self.design_norm2 = design, design.T @ design, design.square().sum()
         basis, kept = _orthonormal_columns(design[None], design[None])
         self.basis, self.rank = basis[0], kept.sum()
         self.residual = target - self.basis @ (self.basis.T @ target)
@@ -149,41 +155,50 @@ def _fit_one_lag(x: Tensor, fit: _RestrictedFit) -> tuple[Tensor, Tensor, Tensor
     freedom, and whether the unrestricted fit is perfect (to statsmodels' threshold)."""
     lag, nobs = fit.lag, fit.nobs
     b = x.shape[0]
+    eps = torch.finfo(x.dtype).eps
     # Row j of each candidate's block is x_{t-lag+j} over t = lag..n-1 (one lag column).
     lag_rows = x.unfold(1, nobs, 1)[:, :lag].reshape(b * lag, nobs)
     # Frisch-Waugh-Lovell: only the part of x's lags that the restricted design misses matters.
     new_part = (lag_rows - (lag_rows @ fit.basis) @ fit.basis.T).reshape(b, lag, nobs)
+    lag_rows = lag_rows.reshape(b, lag, nobs)
     gram = new_part @ new_part.transpose(1, 2)  # (b, lag, lag)
     cross = new_part @ fit.residual  # (b, lag)
-    scale2 = torch.linalg.vector_norm(lag_rows, dim=1).square().reshape(b, lag)
-    coefficients, explained, kept = _least_squares_from_gram(gram, cross, scale2, nobs)
+    # A pivot this far above the Gram matrix's rounding (~eps * squared column norm) and above
+    # statsmodels' rank threshold (at most k * eps * the Frobenius norm of the joint design)
+    # is a column that any rank rule keeps; a candidate with a pivot below goes to the exact path.
+    scale2 = torch.linalg.vector_norm(lag_rows, dim=2).square()
+    frobenius2 = fit.design_norm2 + scale2.sum(dim=1, keepdim=True)
+    clear = 1e3 * (eps * scale2 + ((2 * lag + 1) * eps) ** 2 * frobenius2)
+    coefficients, explained, kept = _least_squares_from_gram(gram, cross, clear)
     # The residual itself, not ssr_restricted - explained: near a perfect fit the difference
     # would be rounding noise, and statsmodels' perfect-fit test looks at exactly this number.
     residual = fit.residual - (coefficients[:, :, None] * new_part).sum(dim=1)
     ssr = residual.square().sum(dim=1)
-    df_resid = nobs - fit.rank - kept.sum(dim=1)
-    perfect = (ssr < torch.finfo(x.dtype).eps * fit.tss) | fit.perfect
+    rank_x = kept.sum(dim=1)
+    unclear = (~kept).any(dim=1).nonzero().squeeze(1)  # rare: one host sync per lag and chunk
+    if unclear.numel():
+        exact = exact_unrestricted_fit(lag_rows[unclear], new_part[unclear], fit)
+        explained[unclear], ssr[unclear], rank_x[unclear] = exact
+    # statsmodels: df_resid = nobs - rank of the joint design (y's lags, x's lags, constant).
+    df_resid = nobs - fit.rank - rank_x
+    perfect = (ssr < eps * fit.tss) | fit.perfect
     return explained, ssr, df_resid, perfect
 
 
-def _least_squares_from_gram(
-    gram: Tensor, cross: Tensor, scale2: Tensor, n: int
-) -> tuple[Tensor, Tensor, Tensor]:
+def _least_squares_from_gram(gram: Tensor, cross: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Least squares from the normal equations G beta = h, for Gram matrices G ``(b, k, k)`` and
     vectors h ``(b, k)``, by a Cholesky factorization G = F F' run column by column for the
-    whole batch at once. A column whose pivot is at rounding level relative to its squared norm
-    before residualization (``scale2``) repeats earlier columns: it is dropped (coefficient 0),
-    as a pseudo-inverse would. Returns beta ``(b, k)``, the explained sum of squares
+    whole batch at once. A column whose pivot is at most ``threshold`` ``(b, k)`` is dropped
+    (coefficient 0). Returns beta ``(b, k)``, the explained sum of squares
     h' G^+ h = |F^-1 h|^2 ``(b,)``, and which columns were kept ``(b, k)``."""
     b, k = cross.shape
-    tolerance = (max(n, k) * torch.finfo(gram.dtype).eps) ** 2
     factor = torch.zeros_like(gram)  # lower triangular; zero row and column where dropped
     solved = torch.zeros_like(cross)  # F^-1 h
     kept = torch.zeros(b, k, dtype=torch.bool, device=gram.device)
     for j in range(k):
         row = factor[:, j, :j]
         pivot = gram[:, j, j] - row.square().sum(dim=1)
-        keep = pivot > tolerance * scale2[:, j]
+        keep = pivot > threshold[:, j]
         root = torch.where(keep, pivot, 1.0).sqrt()
         below = (gram[:, j + 1 :, j] - (factor[:, j + 1 :, :j] * row[:, None, :]).sum(dim=2)) / root[:, None]
         factor[:, j, j] = torch.where(keep, root, 0.0)

@@ -6,11 +6,32 @@ steps away in time, follow each pair for ``trajectory_len`` steps, and average t
 over pairs at each step (the divergence curve). The exponent is the least-squares slope of the
 curve (``fit="poly"``) or its first step, ``curve[1] - curve[0]`` (``fit="diff"``).
 
-The semantics follow nolds 0.6.2 ``lyap_r`` exactly, so that the two agree to rounding:
-reference vectors and neighbours are both restricted to the first ``m - trajectory_len + 1``
-vectors (those that can be followed for the whole trajectory), ties go to the earliest neighbour,
-pairs at zero distance are left out of that step's mean, steps where every pair is at zero
-distance are ``-inf`` in the curve and left out of the fit, and the slope is divided by ``tau``.
+With ``neighbours="nolds"`` (the default) the semantics follow nolds 0.6.2 ``lyap_r`` exactly, so
+that the two agree to rounding: reference vectors and neighbours are both restricted to the first
+``M = N - (emb_dim - 1) * lag - trajectory_len + 1`` vectors (those that can be followed for the
+whole trajectory), ties of the correctly rounded distance go to the earliest neighbour (numpy's
+``sqrt`` is IEEE-exact and its ``argmin`` takes the first; torch's ``sqrt`` need not be exact, see
+:mod:`lyapunov.exact_roots`), squared coordinates are added in numpy's order, pairs at zero
+distance are left out of that step's mean, steps where every pair is at zero distance are
+``-inf`` in the curve and left out of the fit, and the slope is divided by ``tau``.
+
+With ``neighbours="tisean"`` the pairs are those of TISEAN's ``lyap_r -m emb_dim -d lag
+-t min_tsep -s trajectory_len-1`` (see :mod:`lyapunov.neighbours`): the series is rescaled to
+[0, 1] first, exact duplicates are never neighbours, ties go by TISEAN's box order, and the last
+``min_tsep`` reference vectors are not used (its loop stops there). The curve is TISEAN's output
+(the mean of ``log(d**2) / 2`` over pairs, on the rescaled series), so it sits ``log(max - min)``
+below the nolds-rule curve where both pick the same pairs. The slope and ``curve[1] - curve[0]``
+depend on the rescaling only through which pairs are picked: logs of distances shift by
+``-log(max - min)`` exactly only up to rounding, and on rounded data that rounding decides ties,
+so TISEAN's result (and ours, equal to it) can change when the data are shifted by a constant.
+Remaining differences from TISEAN: its output file prints 7 significant digits (``%e``), ours
+are not rounded; its sums run in another order (differences ~1e-15); a reference whose
+candidates all sit at 1 or more (after rescaling) makes TISEAN search forever, and we flag the
+series ``degenerate`` instead; a candidate within ~1e-13 of a search radius may fall in another
+box through TISEAN's rounding, which is not modelled.
+
+Everything is computed in float64 whatever the input dtype (one chunk at a time, so memory stays
+bounded); results are returned in the input's dtype.
 """
 
 from typing import NamedTuple
@@ -19,13 +40,14 @@ import torch
 from torch import Tensor
 
 from foundations.errors import UserError
+from lyapunov.neighbours import RULES, nearest_nolds, nearest_tisean, rescale_unit
 
 FITS = ("poly", "diff")
 
 
 class LyapunovResult(NamedTuple):
     exponent: Tensor  # (...,) largest Lyapunov exponent per series; degenerate_value where flagged
-    curve: Tensor  # (..., trajectory_len) mean log divergence per step (-inf: every pair at distance 0)
+    curve: Tensor  # (..., trajectory_len) mean log divergence per step (-inf: no pair at a distance > 0)
     degenerate: Tensor  # (...,) bool: constant/near-constant/non-finite series, or no finite fit
 
 
@@ -47,52 +69,75 @@ def largest_lyapunov(
     decimals: int | None = None,
     tol: float = 0.0,
     degenerate_value: float = 0.0,
+    neighbours: str = "nolds",
     max_chunk_elements: int | None = None,
 ) -> LyapunovResult:
     """Largest Lyapunov exponent of every series in ``x`` (shape ``(..., N)``; leading dimensions
-    are flattened, which copies a non-contiguous view: chunk huge views before calling).
+    are flattened, which copies a non-contiguous view unless it is already 2-D: chunk huge
+    views before calling).
 
-    ``decimals`` rounds the input first (the chaos-causality data were rounded to 6). A series
-    whose range is ``<= tol``, that holds a non-finite value, or whose curve leaves no finite fit
-    is flagged ``degenerate`` and gets ``degenerate_value`` as its exponent. Pairwise distances are
-    computed for at most ``max_chunk_elements`` entries at a time (default: 2**19 on CPU, where
-    chunks that fit in cache are fastest, 2**25 elsewhere), so memory stays bounded for any batch.
+    ``decimals`` rounds the input first, as ``numpy.round`` (the chaos-causality data were
+    rounded to 6). A series whose range ``max - min`` is ``<= tol``, that holds a non-finite
+    value, or whose curve leaves no finite fit is flagged ``degenerate`` and gets
+    ``degenerate_value`` as its exponent. With ``decimals`` the range is compared on that
+    decimal grid (rounded to ``decimals`` places), so on 6-decimal data ``tol=9e-6`` means
+    exactly "range below 1e-5" and ``tol=1e-5`` "range at most 1e-5", free of float noise.
+    ``neighbours`` picks the pairing rule, ``"nolds"`` or ``"tisean"`` (module docstring).
+
+    Pairwise distances are computed for at most ``max_chunk_elements`` entries at a time
+    (default: 2**19 on CPU, where chunks that fit in cache are fastest, 2**25 elsewhere), in
+    float64, so memory stays bounded for any batch and float32 input gives the float64 result.
+
+    A ring buffer of the last W snapshots of P weights, ``(P, W)``, is passed in time order:
+    ``buffer.roll(-oldest, dims=1)`` (one copy), or keep a ``(P, 2W)`` buffer with every
+    snapshot written at columns ``c`` and ``c + W`` and pass the view ``buffer[:, c + 1 : c + 1 + W]``
+    after writing column c (no copy: only one chunk at a time is ever copied).
     """
-    _check_arguments(x, emb_dim, lag, min_tsep, trajectory_len, fit, fit_offset)
+    _check_arguments(x, emb_dim, lag, min_tsep, trajectory_len, fit, fit_offset, neighbours)
     batch_shape, n = x.shape[:-1], x.shape[-1]
     series = x.reshape(-1, n)
-    if decimals is not None:
-        series = torch.round(series, decimals=decimals)
+    count = series.shape[0]
 
     ntraj = n - (emb_dim - 1) * lag - trajectory_len + 1
     if max_chunk_elements is None:
         max_chunk_elements = 1 << 19 if x.device.type == "cpu" else 1 << 25
     rows = max(1, max_chunk_elements // (ntraj * ntraj))
-    curve = series.new_empty(series.shape[0], trajectory_len)
-    for start in range(0, series.shape[0], rows):
-        chunk = series[start : start + rows]
-        curve[start : start + rows] = divergence_curve(chunk, emb_dim, lag, min_tsep, trajectory_len)
+    curve = torch.empty(count, trajectory_len, dtype=torch.float64, device=x.device)
+    flagged = torch.empty(count, dtype=torch.bool, device=x.device)
+    for start in range(0, count, rows):
+        part = slice(start, start + rows)
+        chunk = series[part].to(torch.float64)
+        if decimals is not None:
+            chunk = torch.round(chunk, decimals=decimals)
+        spread = chunk.amax(dim=1) - chunk.amin(dim=1)
+        if decimals is not None:
+            spread = torch.round(spread, decimals=decimals)  # a difference of grid values, on the grid
+        if neighbours == "tisean":
+            chunk = rescale_unit(chunk)
+        curve[part], stuck = divergence_curve(chunk, emb_dim, lag, min_tsep, trajectory_len, neighbours)
+        flagged[part] = ~(spread > tol) | ~torch.isfinite(spread) | stuck
 
     if fit == "poly":
         exponent = _least_squares_slope(curve, fit_offset) / tau
     else:
         exponent = (curve[:, 1] - curve[:, 0]) / tau
-
-    flat_range = series.amax(dim=1) - series.amin(dim=1) if series.shape[0] else exponent
-    degenerate = ~(flat_range > tol) | ~torch.isfinite(exponent)
+    degenerate = flagged | ~torch.isfinite(exponent)
     exponent = exponent.masked_fill(degenerate, degenerate_value)
     return LyapunovResult(
-        exponent.reshape(batch_shape),
-        curve.reshape(*batch_shape, trajectory_len),
+        exponent.to(x.dtype).reshape(batch_shape),
+        curve.to(x.dtype).reshape(*batch_shape, trajectory_len),
         degenerate.reshape(batch_shape),
     )
 
 
-def divergence_curve(x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajectory_len: int) -> Tensor:
+def divergence_curve(
+    x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajectory_len: int, neighbours: str = "nolds"
+) -> tuple[Tensor, Tensor]:
     """Mean log distance between nearest-neighbour pairs after k = 0..trajectory_len-1 steps.
 
-    ``x`` is ``(B, N)``; the result is ``(B, trajectory_len)``. Memory is ``O(B * ntraj**2)``:
-    callers chunk over B.
+    ``x`` is ``(B, N)`` (for the TISEAN rule, already rescaled to [0, 1]); returns the curve
+    ``(B, trajectory_len)`` and ``(B,)`` whether the TISEAN search would never finish. Memory is
+    ``O(B * M**2)``: callers chunk over B.
     """
     b, n = x.shape
     reach = (emb_dim - 1) * lag
@@ -100,56 +145,66 @@ def divergence_curve(x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajector
 
     # Squared distance between embedded vectors i and j (both < ntraj): the sum over embedding
     # coordinates e of the squared scalar differences (x[i + e*lag] - x[j + e*lag])**2, which are
-    # entries of one matrix of squared differences shifted along its diagonal. Added in
-    # coordinate order and without fused multiply-adds, so the rounding is the same as nolds'.
+    # entries of one matrix of squared differences shifted along its diagonal. Added without
+    # fused multiply-adds and in the order of the reference, so the rounding is the same.
+    add = _sequential_sum if neighbours == "tisean" else _numpy_sum
     head = x[:, : ntraj + reach].contiguous()  # broadcasting over a strided slice is much slower
     sq_diff = (head[:, :, None] - head[:, None, :]).square_()
-    dist2 = sq_diff[:, :ntraj, :ntraj]
-    for e in range(1, emb_dim):
-        s = e * lag
-        dist2 = dist2 + sq_diff[:, s : s + ntraj, s : s + ntraj]
+    dist2 = add([sq_diff[:, e * lag : e * lag + ntraj, e * lag : e * lag + ntraj] for e in range(emb_dim)])
     dist2 = dist2.contiguous()  # a copy only when emb_dim == 1
     for offset in range(-min(min_tsep, ntraj - 1), min(min_tsep, ntraj - 1) + 1):
         dist2.diagonal(offset, dim1=1, dim2=2).fill_(float("inf"))  # |i - j| <= min_tsep
-    neighbour = _nearest_by_distance(dist2)  # (B, ntraj)
+    if neighbours == "tisean":
+        found = nearest_tisean(dist2, x, reach)
+        neighbour = found.index
+        references = ntraj - min_tsep  # lyap_r's reference loop ends min_tsep vectors early
+        used = found.paired[:, :references]
+        stuck = found.stuck[:, :references].any(dim=1)
+    else:
+        neighbour, references, used = nearest_nolds(dist2), ntraj, None
+        stuck = torch.zeros(b, dtype=torch.bool, device=x.device)
 
     # Follow each pair (i, neighbour[i]) for trajectory_len steps: both trajectories are rows
     # of the series' sliding windows of `span` points; the reference side is a strided view.
     span = trajectory_len + reach
     windows = x.unfold(1, span, 1)  # (B, n - span + 1, span), no copy
     rows = torch.arange(b, device=x.device)[:, None]
-    step_sq = (windows[rows, neighbour] - windows[:, :ntraj]).square_()
-    pair_dist2 = step_sq[:, :, :trajectory_len]
-    for e in range(1, emb_dim):
-        s = e * lag
-        pair_dist2 = pair_dist2 + step_sq[:, :, s : s + trajectory_len]
+    step_sq = (windows[rows, neighbour[:, :references]] - windows[:, :references]).square_()
+    pair_dist2 = add([step_sq[:, :, e * lag : e * lag + trajectory_len] for e in range(emb_dim)])
+    if used is not None:
+        pair_dist2 = pair_dist2.masked_fill(~used[:, :, None], 0.0)  # unpaired: left out like zeros
 
     # Pairs at distance zero are left out of that step's mean: their log, -inf, counts as 0.
     count = pair_dist2.sign().sum(dim=1)
     log_dist2 = pair_dist2.log_().nan_to_num_(nan=float("nan"), posinf=float("inf"), neginf=0.0)
     mean_log = log_dist2.sum(dim=1).mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
-    return mean_log.masked_fill(count == 0, float("-inf"))
+    return mean_log.masked_fill(count == 0, float("-inf")), stuck
 
 
-def _nearest_by_distance(dist2: Tensor) -> Tensor:
-    """For squared distances ``(B, M, M)``, the index of each row's nearest neighbour, the
-    earliest among ties of the *distance* ``sqrt(dist2)``, as nolds' argmin over distances.
+def _sequential_sum(terms: list[Tensor]) -> Tensor:
+    """``((t0 + t1) + t2) + ...``: TISEAN's loop, and numpy's sum of fewer than 8 terms."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
-    Distinct squared distances can round to the same distance (this is common on rounded data),
-    so ``argmin(dist2)`` would sometimes pick a later index. Rather than taking M*M square
-    roots, find per row the largest squared distance whose root equals the nearest distance and
-    take the first entry at or below it.
-    """
-    nearest2 = dist2.amin(dim=2, keepdim=True)
-    root = nearest2.sqrt()
-    # Square roots round to root below the midpoint m between root and the next float, and
-    # m**2 = root * next(root) + ulp(root)**2 / 4: the largest squared distance whose root is
-    # still root lies within one ulp of the rounded product.
-    inf = dist2.new_tensor(float("inf"))
-    guess = root * torch.nextafter(root, inf)
-    candidates = torch.stack([torch.nextafter(guess, -inf), guess, torch.nextafter(guess, inf)])
-    limit = torch.where(candidates.sqrt() == root, candidates, nearest2).amax(dim=0)
-    return (dist2 <= limit).view(torch.uint8).argmax(dim=2)
+
+def _numpy_sum(terms: list[Tensor]) -> Tensor:
+    """The terms added in the order of numpy's pairwise sum along a contiguous axis (what
+    nolds' ``np.sum(..., axis=1)`` does over the embedding coordinates): sequential below 8
+    terms; up to 128, eight running sums combined as a tree, then the remainder in order;
+    above, the two halves (split at a multiple of 8) summed separately."""
+    n = len(terms)
+    if n < 8:
+        return _sequential_sum(terms)
+    if n > 128:
+        half = n // 2 - (n // 2) % 8
+        return _numpy_sum(terms[:half]) + _numpy_sum(terms[half:])
+    lanes = list(terms[:8])
+    for start in range(8, n - n % 8, 8):
+        lanes = [lane + term for lane, term in zip(lanes, terms[start : start + 8])]
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    return _sequential_sum([total, *terms[n - n % 8 :]])
 
 
 def _least_squares_slope(curve: Tensor, fit_offset: int) -> Tensor:
@@ -169,7 +224,14 @@ def _least_squares_slope(curve: Tensor, fit_offset: int) -> Tensor:
 
 
 def _check_arguments(
-    x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajectory_len: int, fit: str, fit_offset: int
+    x: Tensor,
+    emb_dim: int,
+    lag: int,
+    min_tsep: int,
+    trajectory_len: int,
+    fit: str,
+    fit_offset: int,
+    neighbours: str,
 ) -> None:
     if not torch.is_floating_point(x) or x.dim() < 1:
         raise UserError(f"x must be a floating-point tensor of shape (..., N), got {x.dtype} {tuple(x.shape)}")
@@ -181,6 +243,8 @@ def _check_arguments(
         )
     if fit not in FITS:
         raise UserError(f"unknown fit {fit!r}: choose one of {', '.join(FITS)}")
+    if neighbours not in RULES:
+        raise UserError(f"unknown neighbours rule {neighbours!r}: choose one of {', '.join(RULES)}")
     if fit == "diff" and trajectory_len < 2:
         raise UserError("fit='diff' needs trajectory_len >= 2 (it is curve[1] - curve[0])")
     if fit == "poly" and trajectory_len < fit_offset + 2:

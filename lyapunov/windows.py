@@ -56,7 +56,8 @@ def windowed_exponents(
     Windows are strided views of the trajectory (``Tensor.unfold``), never a copy of all of it:
     columns are taken ``max_window_elements // (n_windows * window)`` at a time, moved to
     ``device`` (default: the trajectory's), and handed to :func:`largest_lyapunov` with
-    ``rosenstein_options`` (emb_dim, lag, min_tsep, trajectory_len, fit, decimals, ...).
+    ``rosenstein_options`` (emb_dim, lag, min_tsep, trajectory_len, fit, decimals, tol,
+    neighbours, ...).
     The result lives on ``device``.
     """
     if trajectory.dim() != 2:

@@ -67,6 +67,25 @@ def test_x_equal_to_y_adds_nothing_as_statsmodels_pseudo_inverse():
     assert (result.df_resid[0] == 50 - 2 * torch.arange(1, 9) - 1).all()  # only y's lags count
 
 
+def test_exact_trends_count_only_the_directions_they_add_as_statsmodels_rank():
+    # The lags of a linear trend span {1, t}: with the constant they add one direction to the
+    # design, not L; a quadratic adds two. statsmodels' df_resid is nobs minus that rank.
+    rng = np.random.default_rng(7)
+    n, maxlag = 60, 14
+    t = np.arange(n, dtype=np.float64)
+    trends = np.stack([2 + 0.5 * t, -3 + 0.01 * t, t, 1 + 0.3 * t - 0.02 * t**2, 0.001 * t**2, (t - 30) ** 2])
+    for y in (rng.standard_normal(n), rng.standard_normal(n).cumsum()):
+        _assert_equal_to_statsmodels(trends, y, maxlag)
+        result = granger_tests(torch.tensor(trends), torch.tensor(y), maxlag)
+        lags = torch.arange(1, maxlag + 1)
+        full_rank = n - 3 * lags - 1
+        adds = torch.tensor([1, 1, 1, 2, 2, 2])[:, None]
+        # By hand: L y lags + constant, plus min(L, what the trend adds) of x's lags.
+        expected = (n - lags) - (lags + 1) - torch.minimum(lags, adds)
+        assert (result.df_resid == expected).all()
+        assert (result.df_resid[:, 2:] > full_rank[2:]).all()
+
+
 def test_white_noise_rejects_at_the_nominal_rate():
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(2000, 60, generator=generator, dtype=torch.float64)
