@@ -1,0 +1,86 @@
+"""A report's figures: test accuracy against density (log axis, 95% bands), and test accuracy
+against the training iteration for each level (or density), averaged over replicates."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import FuncFormatter
+
+from reports.experiment import Experiment
+from reports.figures import plt, save
+from reports.report_tables import Row, x_text
+
+STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1))]
+
+
+def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, title: str) -> list[Path]:
+    """One line per series and role; nothing when every result has the same density (a trunk grid)."""
+    densities = {round(r.density, 6) for r in rows if r.density is not None}
+    if len(densities) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(experiment.series()):
+        mine = [r for r in rows if r.series == label and r.density is not None]
+        for j, role in enumerate(experiment.roles):
+            points = [(r.density, r.final if role == "main" else r.controls[role]) for r in mine]
+            points = [(d, s) for d, s in points if s.n > 0]
+            if not points:
+                continue
+            x = np.array([d for d, _ in points])
+            colour = colours[(i * len(experiment.roles) + j) % len(colours)]
+            name = label if role == "main" else f"{label}: {role}"
+            ax.plot(x, [s.mean for _, s in points], STYLES[j % len(STYLES)], marker="o", ms=3, color=colour,
+                    label=name)
+            low = np.clip([s.low for _, s in points], 0, 1)  # accuracy is bounded; the table is not clipped
+            high = np.clip([s.high for _, s in points], 0, 1)
+            band = np.isfinite(low) & np.isfinite(high)
+            if band.any():
+                ax.fill_between(x[band], low[band], high[band], color=colour, alpha=0.18, lw=0)
+    ax.set_xscale("log")
+    ax.invert_xaxis()  # dense on the left, sparser to the right
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("density (fraction of prunable weights kept, log scale)")
+    ax.set_ylabel("final test accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, stem)
+
+
+def accuracy_vs_iteration(experiment: Experiment, stem: Path, title: str) -> list[Path]:
+    """One panel per series, one line per level (or density), the mean over the replicates."""
+    labels = experiment.series()
+    columns = min(3, len(labels))
+    panels = math.ceil(len(labels) / columns)
+    fig, axes = plt.subplots(panels, columns, figsize=(5 * columns, 3.6 * panels), squeeze=False)
+    for ax, label in zip(axes.flat, labels):
+        xs = experiment.xs(label)
+        cmap = plt.get_cmap("viridis")
+        for k, x in enumerate(xs):
+            curves: dict[int, list[float]] = {}
+            for result in experiment.of("main", label, x):
+                for iteration, value in result.curve:
+                    curves.setdefault(iteration, []).append(value)
+            if not curves:
+                continue
+            iterations = sorted(curves)
+            colour = cmap(k / max(1, len(xs) - 1))
+            name = f"{experiment.x_label} {x_text(experiment, x)}" if experiment.x_label else "runs"
+            ax.plot(iterations, [np.mean(curves[i]) for i in iterations], color=colour, marker=".", ms=3, label=name)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("test accuracy")
+        ax.grid(True, alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return save(fig, stem)

@@ -1,0 +1,105 @@
+"""A report's numbers: per series and density (or level), the replicates' final and best test
+accuracy summarized; the same for each control; the tidy one-row-per-run table; and the
+commands that would make the missing runs."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Optional
+
+from reports.experiment import Experiment, Result
+from reports.stats import Summary, summarize
+
+
+@dataclass
+class Row:
+    series: str
+    x: Optional[float]
+    density: Optional[float]
+    final: Summary
+    best: Summary
+    controls: dict[str, Summary]
+
+
+def _done(results: list[Result]) -> list[Result]:
+    return [r for r in results if r.state.status == "done"]
+
+
+def summary_rows(experiment: Experiment) -> list[Row]:
+    rows = []
+    for label in experiment.series():
+        for x in experiment.xs(label):
+            done = _done(experiment.of("main", label, x))
+            densities = [r.state.density for r in done if r.state.density is not None]
+            rows.append(Row(label, x, sum(densities) / len(densities) if densities else None,
+                            summarize([r.state.test_accuracy for r in done]), summarize([r.best for r in done]),
+                            {role: summarize([r.state.test_accuracy for r in _done(experiment.of(role, label, x))])
+                             for role in experiment.roles[1:]}))
+    return rows
+
+
+def x_text(experiment: Experiment, x: Optional[float]) -> str:
+    if x is None:
+        return "-"
+    return str(int(x)) if experiment.x_label == "level" else f"{x:g}"
+
+
+def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
+    """The report as Markdown: one table per series, then what is missing."""
+    found = [r for r in experiment.results if r.state.status != "missing"]
+    lines = [f"# {title}", "",
+             f"{len(_done(experiment.results))} finished results of {len(experiment.results)} expected "
+             f"({len(found)} found); mean ± std over replicates, 95% Student-t interval of the mean.", ""]
+    head = ([experiment.x_label] if experiment.x_label else []) + [
+        "density", "n", "test accuracy", "95% interval", "best test accuracy", "best: 95% interval",
+        *experiment.roles[1:]]
+    for label in experiment.series():
+        lines += [f"## {label}", "", "| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        for row in (r for r in rows if r.series == label):
+            cells = ([x_text(experiment, row.x)] if experiment.x_label else []) + [
+                "-" if row.density is None else f"{row.density:.4f}", str(row.final.n),
+                row.final.text(), row.final.interval(), row.best.text(), row.best.interval(),
+                *(f"{s.text()} {s.interval()}".strip() if s.n > 1 else s.text() for s in row.controls.values())]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    todo = missing_commands(experiment)
+    if todo:
+        lines += ["## Missing or unfinished", ""]
+        lines += [f"- `{command}` ({what})" for command, what in todo]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def missing_commands(experiment: Experiment) -> list[tuple[str, str]]:
+    """(command line, what is wrong) for every run that is not done, one line per command."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for result in experiment.results:
+        if result.state.status == "done":
+            continue
+        what = result.state.status + (f" ({result.state.note})" if result.state.note else "")
+        command = "python open_prune.py " + shlex.join(result.command)
+        levels = found.setdefault(command, {}).setdefault(what, [])
+        if result.level is not None:
+            levels.append(str(result.level))
+    return [(command, "; ".join(what + (f": level{'s' * (len(levels) > 1)} {', '.join(levels)}" if levels else "")
+                                for what, levels in whats.items()))
+            for command, whats in found.items()]
+
+
+def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
+    """One row per run found (main runs first; a control that is also a main run is listed once)."""
+    columns = ["role", "series", *experiment.varying]
+    if experiment.x_label and experiment.x_label not in experiment.varying:
+        columns.append(experiment.x_label)
+    columns += ["replicate", "density", "final_test_accuracy", "best_test_accuracy", "status", "path"]
+    rows, seen = [], set()
+    for r in experiment.results:
+        if r.state.status == "missing" or r.path in seen:
+            continue
+        seen.add(r.path)
+        x = {experiment.x_label: x_text(experiment, r.x)} if experiment.x_label else {}
+        rows.append({"role": r.role, "series": r.series, **r.config, **x, "replicate": r.replicate,
+                     "density": r.state.density, "final_test_accuracy": r.state.test_accuracy,
+                     "best_test_accuracy": r.best, "status": r.state.status, "path": str(r.path)})
+    return columns, rows

@@ -1,0 +1,243 @@
+"""The runs under a root and the state of each, from their small files alone (no tensors).
+
+    <root>/train_<hash>/replicate_<r>/main/                          a trunk
+    <root>/train_<hash>/replicate_<r>/branch_<name>_<hash>/          a branch (hparams.json here)
+    <root>/train_<hash>/replicate_<r>/branch_<name>_<hash>/level_<L>/   its levels, if it has any
+
+A directory's status is `done` (a readable done.json), `corrupt` (done.json or hparams.json
+unreadable), `running` (a live process holds its lock), `failed` (failed.json) or `partial`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from foundations.errors import UserError
+from reports.readers import number, read_json, read_metrics
+
+TRAIN_DIR = re.compile(r"^train_[0-9a-f]{12,}$")
+REPLICATE_DIR = re.compile(r"^replicate_(\d+)$")
+BRANCH_DIR = re.compile(r"^branch_(.+)_([0-9a-f]{12,})$")
+LEVEL_DIR = re.compile(r"^level_(\d+)$")
+STATUSES = ("done", "partial", "running", "failed", "corrupt")
+TRUNK_BUNDLES = ("dataset", "model", "training")
+
+
+@dataclass
+class State:
+    """What one directory's files say."""
+
+    status: str
+    test_accuracy: Optional[float] = None
+    density: Optional[float] = None
+    step: Optional[str] = None
+    note: str = ""
+
+
+@dataclass
+class Level:
+    number: int
+    path: Path
+    state: State
+
+
+@dataclass
+class Run:
+    """A directory with its own hparams.json: a trunk or a branch (whose levels it lists)."""
+
+    path: Path
+    root: Path
+    kind: str
+    replicate: Optional[int]
+    hash: Optional[str]
+    parent_hash: Optional[str]
+    hparams: dict[str, dict]
+    state: State
+    levels: list[Level] = field(default_factory=list)
+    _fields: Optional[dict[str, Any]] = field(default=None, repr=False, compare=False)
+
+    @property
+    def rel(self) -> str:
+        return str(self.path.relative_to(self.root))
+
+    @property
+    def is_trunk(self) -> bool:
+        return self.kind == "train"
+
+    def fields(self) -> dict[str, Any]:
+        """Every hparam by field name (trunk bundles first), and by `bundle.field` (a fresh dict)."""
+        if self._fields is None:
+            flat: dict[str, Any] = {}
+            for bundle in ordered_bundles(self.hparams):
+                values = self.hparams[bundle]
+                for name, value in values.items():
+                    flat.setdefault(name, value)
+                flat.update({f"{bundle}.{name}": value for name, value in values.items()})
+            self._fields = flat
+        return dict(self._fields)
+
+
+def ordered_bundles(hparams: dict) -> list[str]:
+    """Bundle names, the trunk's first in their usual order, then the branch's."""
+    return [b for b in TRUNK_BUNDLES if b in hparams] + sorted(b for b in hparams if b not in TRUNK_BUNDLES)
+
+
+def is_locked(directory: Path) -> bool:
+    """Whether a live process holds `<directory>/.lock`: a non-blocking shared flock on the file
+    opened read-only, released at once (a lock dies with its process, so no stale locks)."""
+    try:
+        fd = os.open(Path(directory) / ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases the probe's lock
+    return False
+
+
+def _last_step(directory: Path) -> Optional[str]:
+    records = read_metrics(directory / "metrics.jsonl")
+    return str(records[-1].get("step", records[-1]["iteration"])) if records else None
+
+
+def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool = False,
+             lock_holders: tuple[Path, ...] = ()) -> State:
+    """The state of one run or level directory. `names` is its listing (if already read);
+    `dense` runs have no mask (density 1); `lock_holders` are other directories whose lock means
+    this one is being trained (a branch holds its own lock while it trains its levels)."""
+    directory = Path(directory)
+    if names is None:
+        names = _listing(directory)
+    sparsity = read_json(directory / "sparsity.json") if "sparsity.json" in names else None
+    density = number(sparsity.get("density")) if isinstance(sparsity, dict) else None
+    if dense and density is None and "mask.pt" not in names:
+        density = 1.0
+    if "done.json" in names:
+        done = read_json(directory / "done.json")
+        if isinstance(done, dict) and isinstance(done.get("metrics"), dict):
+            return State("done", number(done["metrics"].get("test_accuracy")), density, done.get("final_step"))
+        if done is not None:  # None: removed between the listing and the read
+            return State("corrupt", None, density, None, "done.json is unreadable")
+    if any(is_locked(d) for d in (directory, *lock_holders)):
+        return State("running", None, density, _last_step(directory))
+    if "failed.json" in names:
+        failed = read_json(directory / "failed.json")
+        failed = failed if isinstance(failed, dict) else {}
+        return State("failed", None, density, failed.get("step") or _last_step(directory),
+                     str(failed.get("reason", "failed.json")))
+    return State("partial", None, density, _last_step(directory))
+
+
+def _listing(directory: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(directory)}
+    except OSError:
+        return set()
+
+
+def _subdirs(directory: Path) -> list[os.DirEntry]:
+    try:
+        return sorted((e for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _aggregate(levels: list[Level], expected: Optional[int], own: State) -> State:
+    """A level branch's state: the worst of its levels' (running, failed, corrupt before partial);
+    done when every expected level is done. Accuracy and density are its deepest done level's."""
+    statuses = [level.state.status for level in levels]
+    done = [level for level in levels if level.state.status == "done"]
+    last = done[-1].state if done else State("partial")
+    wanted = set(range(expected + 1)) if expected is not None else {level.number for level in levels}
+    for status in ("running", "failed", "corrupt"):
+        if status in statuses or own.status == status:
+            return State(status, last.test_accuracy, last.density, last.step, own.note)
+    complete = bool(levels) and wanted <= {level.number for level in done}
+    return State("done" if complete else "partial", last.test_accuracy, last.density, last.step)
+
+
+def read_run(path: Path, root: Path) -> Run:
+    """One trunk or branch directory, and its levels if it has any."""
+    path = Path(path)
+    names = _listing(path)
+    raw = read_json(path / "hparams.json") if "hparams.json" in names else None
+    readable = isinstance(raw, dict) and isinstance(raw.get("hparams"), dict)
+    stored = raw if readable else {}
+    branch = BRANCH_DIR.match(path.name)
+    replicate = REPLICATE_DIR.match(path.parent.name)
+    kind = str(stored.get("kind") or (f"branch_{branch[1]}" if branch else "train"))
+    run = Run(path=path, root=Path(root), kind=kind,
+              replicate=stored.get("replicate", int(replicate[1]) if replicate else None),
+              hash=stored.get("hash") or (branch[2] if branch else path.parent.parent.name[len("train_"):]),
+              parent_hash=stored.get("parent_hash"),
+              hparams={k: v for k, v in stored.get("hparams", {}).items() if isinstance(v, dict)},
+              state=State("corrupt"))
+    level_dirs = [(int(m[1]), Path(e.path)) for e in _subdirs(path) if (m := LEVEL_DIR.match(e.name))]
+    if level_dirs or "imp" in run.hparams:
+        locked = (path,)
+        run.levels = [Level(n, d, state_of(d, lock_holders=locked)) for n, d in sorted(level_dirs)]
+        expected = run.hparams.get("imp", {}).get("levels")
+        own = state_of(path, names - {"done.json"})
+        run.state = _aggregate(run.levels, expected if isinstance(expected, int) else None, own)
+    else:
+        run.state = state_of(path, names, dense=run.is_trunk)
+    if raw is not None and not readable:
+        run.state.status, run.state.note = "corrupt", "hparams.json is unreadable"
+    elif raw is None and run.state.status == "done":
+        run.state.status, run.state.note = "corrupt", "hparams.json is missing"
+    return run
+
+
+def find_runs(root: Path) -> list[Run]:
+    """Every trunk and branch under `root`: by trunk and replicate, the trunk before its branches."""
+    runs = []
+    for train in _subdirs(root):
+        if not TRAIN_DIR.match(train.name):
+            continue
+        for replicate in _subdirs(Path(train.path)):
+            if not REPLICATE_DIR.match(replicate.name):
+                continue
+            children = sorted(_subdirs(Path(replicate.path)), key=lambda e: (e.name != "main", e.name))
+            for child in children:
+                if child.name == "main" or BRANCH_DIR.match(child.name):
+                    runs.append(read_run(Path(child.path), root))
+    return runs
+
+
+def run_tree_ancestor(path: Path) -> Optional[Path]:
+    """The innermost directory at or above `path` that belongs to a run tree (a train_<hash>
+    directory or one holding hparams.json), or None."""
+    path = Path(path).expanduser().absolute()
+    for candidate in (path, *path.parents):
+        if TRAIN_DIR.match(candidate.name) or (candidate / "hparams.json").is_file():
+            return candidate
+    return None
+
+
+def check_root(root: Path) -> Path:
+    """`root` if it is a root of runs (an existing directory holding train_<hash> directories,
+    or an empty one), else a UserError that says what was given instead."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise UserError(f"--root={root} does not exist: give the directory that holds the train_<hash> run directories")
+    if not root.is_dir():
+        raise UserError(f"--root={root} is a file, not a directory of runs")
+    inside = run_tree_ancestor(root)
+    if inside is not None:
+        top = next((p for p in (inside, *inside.parents) if TRAIN_DIR.match(p.name)), inside)
+        raise UserError(f"--root={root} is inside a run tree; the root is the directory above "
+                        f"{top.name}: --root={top.parent}")
+    entries = [e for e in _listing(root) if not e.startswith(".") and e != "reports"]
+    if entries and not any(TRAIN_DIR.match(e) for e in entries):
+        raise UserError(f"--root={root} holds no train_<hash> run directories: it is not a root of open_prune runs")
+    return root
