@@ -26,7 +26,7 @@ def test_strategy_strings_parse_to_name_and_examples_per_class():
 
 
 @pytest.mark.parametrize("strategy, message", [
-    ("biggest", "use one of magnitude, random, synflow, graspN, graspabsN, snipN"),
+    ("biggest", "use one of magnitude, opd, random, synflow, graspN, graspabsN, snipN"),
     ("snip", "needs N >= 1"), ("grasp0", "needs N >= 1"), ("synflow3", "takes no example count"),
     ("snip-3", "unknown pruning strategy")])
 def test_bad_strategy_strings_are_user_errors(strategy, message):

@@ -27,7 +27,8 @@ class ScoringData:
 
     `examples` serves snipN/graspN/graspabsN (the datasets Loader has this method); `seed` picks
     those examples, their order, and the random scores; `input_shape` is one example's shape, for
-    synflow's all-ones input. `batch_size` cuts the examples into batches that are scored one at
+    synflow's all-ones input; `weight_decay` is the scored run's, which opd turns into its prior.
+    `batch_size` cuts the examples into batches that are scored one at
     a time, each batch's score weighted by its share of the examples (what the lottery-ticket fork
     of "Missing the Mark" does with the training batch size, in train mode, so BatchNorm
     normalizes per batch); the examples are shuffled by the seed first so that a batch is not one
@@ -38,6 +39,7 @@ class ScoringData:
     seed: int = 0
     input_shape: Optional[tuple[int, ...]] = None
     batch_size: Optional[int] = None
+    weight_decay: Optional[float] = None  # the training weight decay, for opd's prior
 
     def weighted_batches(self, n: int, device: torch.device, dtype: torch.dtype,
                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:

@@ -1,0 +1,56 @@
+"""N:M semi-structured masks: in every group of M consecutive inputs of every row, keep N.
+
+A row is one output unit's incoming weights, `weight.flatten(1)[o]` (for a convolution: its
+in_channels x kh x kw kernel in PyTorch's order). Each row is cut into groups of M consecutive
+entries, and in each group the N highest-scoring entries are kept (ties go to the lower index),
+so exactly N of every M weights survive: the pattern sparse tensor cores run (2:4). A row whose
+length is not a multiple of M cannot be cut this way and is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from foundations.errors import UserError
+from pruning.mask import Mask
+from pruning.validate import considered_layers
+
+PATTERN = re.compile(r"^([1-9]\d*):([1-9]\d*)$")
+
+
+def parse_pattern(text: str) -> tuple[int, int]:
+    """'2:4' -> (2, 4); a UserError unless 0 < N < M."""
+    match = PATTERN.match(text.strip())
+    if match is None or not int(match[1]) < int(match[2]):
+        raise UserError(f"--structure={text} is not an N:M pattern with 0 < N < M, e.g. 2:4")
+    return int(match[1]), int(match[2])
+
+
+def check_divisible(shapes: Mapping[str, torch.Size], m: int) -> None:
+    """A UserError naming the first layer whose rows are not a whole number of groups of m."""
+    for name, shape in shapes.items():
+        row = int(torch.Size(shape)[1:].numel())
+        if row % m:
+            raise UserError(f"{name} has {row} inputs per row, not a multiple of {m}, so it cannot take an "
+                            f"N:{m} pattern: leave it out with --prune_layers_to_ignore={name}")
+
+
+def nm_mask(scores: Mapping[str, torch.Tensor], mask: Mask, n: int, m: int,
+            layers_to_ignore: Iterable[str] = ()) -> Mask:
+    """`mask` with every considered layer cut to N of every M (by score); other layers as they are.
+
+    Entries already pruned in `mask` score below every live one, so they are the first to go."""
+    names = considered_layers(mask.keys(), layers_to_ignore)
+    check_divisible({name: mask[name].shape for name in names}, m)
+    result = dict(mask.items())
+    for name in names:
+        alive = mask[name]
+        groups = scores[name].detach().to(alive.device, torch.float64).reshape(-1, m).clone()
+        groups[~alive.reshape(-1, m)] = -torch.inf
+        order = torch.sort(groups, dim=1, descending=True, stable=True).indices
+        kept = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, order[:, :n], True)
+        result[name] = kept.reshape(alive.shape) & alive
+    return Mask(result)
