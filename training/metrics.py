@@ -46,10 +46,14 @@ class MetricLog:
         write_text("".join(line + "\n" for line in kept), self.path)
 
     def write(self, iteration: int, step: str, values: dict[str, float]) -> None:
-        if not self.enabled or not values:
-            return
+        self.write_many([(iteration, step, values)])
+
+    def write_many(self, records: list[tuple[int, str, dict[str, float]]]) -> None:
+        """Append (iteration, step, {name: value}) records in one open and one write."""
         lines = [json.dumps(json_safe({"iteration": iteration, "step": step, "name": name, "value": value}))
-                 for name, value in values.items()]
+                 for iteration, step, values in records for name, value in values.items()]
+        if not self.enabled or not lines:
+            return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
             with os.fdopen(fd, "a") as handle:

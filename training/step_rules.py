@@ -127,8 +127,8 @@ class OrderednessTracker(Hook):
             columns.append(result.gap)
             names.append(GAP)
         rows = torch.stack(columns, dim=1).tolist()
-        for iteration, values in zip(self.iterations, rows):
-            state.log.write(iteration, str(Step(iteration, state.iterations_per_epoch)), dict(zip(names, values)))
+        state.log.write_many([(iteration, str(Step(iteration, state.iterations_per_epoch)), dict(zip(names, values)))
+                              for iteration, values in zip(self.iterations, rows)])
         self.iterations, self.copies = [], []
 
     def _record(self, iteration: int) -> None:
