@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEBIAN_FASHION_MNIST := /usr/share/datasets/fashion-mnist
 DEMO_ROOT ?= $(HOME)/open_prune_data
 
-.PHONY: venv dataset demo test benchmarks clean-venv
+.PHONY: venv dataset slurm demo test benchmarks orderedness-table clean-venv
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,16 @@ dataset:
 		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or pass --download to open_prune.py"; \
 	fi
 
+# Slurm for the tests' one-node cluster (tests/slurm_cluster.py): Debian's slurm-wlm when we may install it.
+slurm:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's slurm-wlm (for the Slurm tests) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm >/dev/null; \
+	else \
+		echo "slurm-wlm is missing: the Slurm tests will skip (as root, 'apt-get install slurm-wlm' enables them)"; \
+	fi
+
 # A short lottery-ticket experiment: dense trunk, IMP levels (winning tickets), and the same masks
 # reinitialized (the control). Each command prints test accuracy by density.
 DEMO = --default_hparams=fashionmnist_lenet_300_100 --training_steps=10ep --levels=4 --root=$(DEMO_ROOT)
@@ -31,11 +41,15 @@ demo: venv dataset
 	$(PY) open_prune.py branch iterative $(DEMO)
 	$(PY) open_prune.py branch reinitialize $(DEMO) --control=reinit
 
-test: venv dataset
+test: venv dataset slurm
 	$(PY) -m pytest -q
 
 benchmarks: venv dataset
 	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Table 1 of the orderedness paper with its nulls: every rule x {xor, sine} x 10 replicates, 2 workers.
+orderedness-table: venv
+	$(PY) experiments/orderedness_table.py --root=$(DEMO_ROOT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,13 +9,21 @@ import sys
 from typing import Callable, Optional
 
 from foundations.errors import UserError
+from training.interrupts import Interrupted
 
 
 def _commands() -> dict[str, tuple[Callable[[list[str]], int], str]]:
-    from training import branch_command, train_command
+    from training import branch_command, submit_command, train_command
+    from reports import masks_command, report_command, runs_command, tree_command, weights_command
     return {
         "train": (train_command.main, train_command.SUMMARY),
         "branch": (branch_command.main, branch_command.SUMMARY),
+        "submit": (submit_command.main, submit_command.SUMMARY),
+        "runs": (runs_command.main, runs_command.SUMMARY),
+        "tree": (tree_command.main, tree_command.SUMMARY),
+        "report": (report_command.main, report_command.SUMMARY),
+        "compare-masks": (masks_command.main, masks_command.SUMMARY),
+        "plot-weights": (weights_command.main, weights_command.SUMMARY),
     }
 
 
@@ -38,9 +46,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UserError as error:
         print(f"open_prune: error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as interrupted:  # a signal during training: checkpointed where it stood
+        print(f"open_prune: {interrupted}", file=sys.stderr)
+        return interrupted.exit_code
     except KeyboardInterrupt:
         print("open_prune: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as error:  # the environment, not a bug: a full disk, a vanished mount, no permission
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"open_prune: error: {error.strerror or error}{where}; fix that and rerun the same command",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

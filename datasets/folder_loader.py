@@ -6,6 +6,7 @@ So batch k of an epoch is the same whether the epoch started at 0 or resumed at 
 number of workers.
 """
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -16,6 +17,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order, generator
+from datasets.shards import Shard
 
 _NO_SEED = -1
 
@@ -42,17 +44,24 @@ class SeededImages(Dataset):
 
 
 class _EpochPlan:
-    """Batch sampler: lists of (example index, seed) for batches start..end of one epoch."""
+    """Batch sampler: lists of (example index, seed) for batches start..end of one epoch (only
+    the shard's share of them, so a rank decodes only its own examples)."""
 
-    def __init__(self, order: torch.Tensor, seeds: torch.Tensor | None, batch_size: int, start: int) -> None:
-        self.order, self.seeds, self.batch_size, self.start = order, seeds, batch_size, start
+    def __init__(self, order: torch.Tensor, seeds: torch.Tensor | None, batch_size: int, start: int,
+                 shard: Shard = Shard()) -> None:
+        self.order, self.seeds, self.batch_size, self.start, self.shard = order, seeds, batch_size, start, shard
+
+    def _indices(self) -> range:
+        return range(self.start, -(-self.order.numel() // self.batch_size))
 
     def __len__(self) -> int:
-        return -(-self.order.numel() // self.batch_size) - self.start
+        return sum(1 for index in self._indices() if self.shard.takes(index))
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for index in range(self.start, self.start + len(self)):
-            lo, hi = index * self.batch_size, (index + 1) * self.batch_size
+        for index in self._indices():
+            if not self.shard.takes(index):
+                continue
+            lo, hi = self.shard.bounds(index * self.batch_size, min((index + 1) * self.batch_size, self.order.numel()))
             indices = self.order[lo:hi].tolist()
             seeds = self.seeds[lo:hi].tolist() if self.seeds is not None else [_NO_SEED] * len(indices)
             yield list(zip(indices, seeds))
@@ -82,11 +91,19 @@ class FolderLoader:
         self.transformation_seed = transformation_seed
         self.device = torch.device(device)
         self.num_workers = num_workers
+        self.shard = Shard()
         self._images = SeededImages(samples, transform)
         self._plain_images = SeededImages(samples, plain_transform)
 
     def __len__(self) -> int:
         return -(-self.num_examples // self.batch_size)
+
+    def sharded(self, rank: int, world_size: int, whole_batches: bool = False) -> "FolderLoader":
+        """The same batches, of which this loader decodes and yields only rank's share
+        (datasets/shards.py)."""
+        part = copy.copy(self)
+        part.shard = Shard(rank, world_size, whole_batches)
+        return part
 
     def _load(self, images: SeededImages, plan: _EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         pin = self.device.type == "cuda"
@@ -109,7 +126,7 @@ class FolderLoader:
         if self.augment:
             rng = generator(self.transformation_seed, "augment", epoch)
             seeds = torch.randint(2**62, (self.num_examples,), generator=rng)
-        return self._load(self._images, _EpochPlan(order, seeds, self.batch_size, start))
+        return self._load(self._images, _EpochPlan(order, seeds, self.batch_size, start, self.shard))
 
     def examples_per_class(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n seeded examples of every class, grouped by class, unaugmented and normalized, on the device."""

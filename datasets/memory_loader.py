@@ -4,6 +4,7 @@ Batches are cut by indexing on the device, augmented there, and normalized there
 small host-to-device copy (its order and augmentation parameters) and no host sync per batch.
 """
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -11,6 +12,7 @@ import torch
 from datasets.augment import draw_pad_crop_flip, pad_crop_flip
 from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order
+from datasets.shards import Shard
 from foundations.errors import UserError
 
 
@@ -50,6 +52,7 @@ class InMemoryLoader:
         self.num_classes = num_classes
         self.transformation_seed = transformation_seed
         self.augment_padding = augment_padding
+        self.shard = Shard()
         if is_images:
             shape = (1, len(mean), 1, 1)
             self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
@@ -61,6 +64,12 @@ class InMemoryLoader:
 
     def __len__(self) -> int:
         return -(-self.num_examples // self.batch_size)
+
+    def sharded(self, rank: int, world_size: int, whole_batches: bool = False) -> "InMemoryLoader":
+        """The same batches, of which this loader yields only rank's share (datasets/shards.py)."""
+        part = copy.copy(self)
+        part.shard = Shard(rank, world_size, whole_batches)
+        return part
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 pixels → float32 (x / 255 - mean) / std, per channel; table rows as they are."""
@@ -87,7 +96,9 @@ class InMemoryLoader:
         self, start: int, order: torch.Tensor | None, params: torch.Tensor | None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in range(start, len(self)):
-            lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, self.num_examples)
+            if not self.shard.takes(index):
+                continue
+            lo, hi = self.shard.bounds(index * self.batch_size, min((index + 1) * self.batch_size, self.num_examples))
             if order is None:
                 x, y = self.images[lo:hi], self.labels[lo:hi]
             else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from foundations.errors import UserError
+from platforms.distributed import current_world
 
 
 @contextlib.contextmanager
@@ -17,9 +18,16 @@ def run_lock(run_dir: Path, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive fcntl lock on `<run_dir>/.lock` for the duration of the block.
 
     If another process holds it: wait for it when `wait`, else raise UserError. The lock dies
-    with its process, so a killed run never leaves a stale lock behind.
+    with its process, so a killed run never leaves a stale lock behind. Under torchrun the
+    ranks of one run are one holder: rank 0 takes the lock, and if it cannot, every rank raises.
     """
-    run_dir = Path(run_dir)
+    with contextlib.ExitStack() as held:
+        current_world().on_primary(lambda: held.enter_context(_flock(Path(run_dir), wait)))
+        yield
+
+
+@contextlib.contextmanager
+def _flock(run_dir: Path, wait: bool) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / ".lock"
     with open(path, "a+") as handle:

@@ -1,7 +1,8 @@
 """Where files live and where work runs.
 
-The local platform is a single process on one device. The rank/world-size/barrier hooks are the
-seam through which a distributed platform (torchrun) plugs in: only the primary process writes.
+A run is one process on one device, or, under torchrun, one process per device working as one
+(platforms/distributed.py): `rank`, `world_size`, `barrier()`, `broadcast()` and `on_primary()`
+come from that world, and only the primary process (rank 0) writes.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 
 from foundations.errors import UserError
 from foundations.step import check_step_syntax
+from platforms.distributed import World, current_world, join
+
+T = TypeVar("T")
 
 
 def _default_root() -> str:
@@ -41,9 +45,14 @@ class Platform:
     quiet: bool = False
     checkpoint_every: Optional[str] = None  # a step string: extra mid-epoch checkpoints
     catch_signals: bool = True  # SIGTERM/SIGUSR1/SIGINT checkpoint at the next step and exit
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch
+    world: World = field(default_factory=current_world)
 
     def prepare_root(self) -> None:
         """Create the root (only when a run is about to be written), or say in one line why not."""
+        self.on_primary(self._prepare_root)
+
+    def _prepare_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--root={self.root} is a file, not a directory: give a directory for the runs")
         try:
@@ -55,21 +64,31 @@ class Platform:
             raise UserError(f"--root={self.root} cannot be written ({error.strerror or error}): "
                             f"give a directory you may write to") from None
 
-    # ---- distribution hooks (single process for now) --------------------------------------
+    # ---- the processes of this run (one, or torchrun's) ------------------------------------
     @property
     def rank(self) -> int:
-        return 0
+        return self.world.rank
 
     @property
     def world_size(self) -> int:
-        return 1
+        return self.world.world_size
 
     @property
     def is_primary(self) -> bool:
-        return self.rank == 0
+        return self.world.is_primary
 
     def barrier(self) -> None:
-        """Wait for every process; nothing to wait for in a single process."""
+        """Wait for every process (nothing to wait for in a single process)."""
+        self.world.barrier()
+
+    def broadcast(self, obj: T) -> T:
+        """The primary's `obj` on every process."""
+        return self.world.broadcast(obj)
+
+    def on_primary(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` on the primary only (a write, a repair, a decision); every process gets its
+        result, or raises its UserError."""
+        return self.world.on_primary(fn, *args, **kwargs)
 
     # ---- command line ---------------------------------------------------------------------
     @staticmethod
@@ -88,6 +107,10 @@ class Platform:
         group.add_argument("--checkpoint_every", metavar="STEP",
                            help="also checkpoint every this many steps, e.g. 2000it, for long epochs "
                                 "(default: at every epoch end only)")
+        group.add_argument("--sync_batchnorm", action="store_true",
+                           help="under torchrun, BatchNorm normalizes over the whole global batch (SyncBatchNorm, "
+                                "CUDA only), so results do not depend on the number of processes; off: each "
+                                "process normalizes over its own slice (not hashed)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Platform":
@@ -108,6 +131,22 @@ class Platform:
             check_step_syntax(checkpoint_every, "checkpoint_every")
             if not any(int(part) for part in re.findall(r"\d+", checkpoint_every)):
                 raise UserError(f"--checkpoint_every={checkpoint_every} must be at least 1it")
+        world, device = join(device)
+        sync_batchnorm = getattr(args, "sync_batchnorm", False)
+        if sync_batchnorm and world.is_distributed and device.type != "cuda":
+            raise UserError("--sync_batchnorm needs CUDA (torch's SyncBatchNorm runs on GPUs only): drop it on the CPU")
         return cls(root=Path(args.root).expanduser(), dataset_root=dataset_root,
                    device=device, num_workers=args.num_workers, download=args.download,
-                   quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every)
+                   quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every,
+                   sync_batchnorm=sync_batchnorm, world=world)
+
+    @classmethod
+    def for_locating(cls, args: argparse.Namespace) -> "Platform":
+        """Where a command's runs live, without touching a device or joining processes (a
+        submitting host may have no GPU for a command that will run on one)."""
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
+        return cls(root=Path(args.root).expanduser(), dataset_root=Path(args.dataset_root).expanduser(),
+                   device=device, world=World())

@@ -5,6 +5,7 @@ Level 0 is the trunk itself. Level L prunes `pruning_fraction` of the weights th
 L-1, ranked by the magnitude of level L-1's final weights (or whole units, for structured IMP),
 then trains from weights that the branch chooses (the init, a rewind point, the final weights).
 Each level lives in `level_<L>/`; its mask.pt is written before training and done.json after.
+Under torchrun each level's mask is computed on rank 0 and broadcast; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ def next_mask(branch: Branch, h: ImpHparams, level: int, trained: torch.nn.Modul
 
 
 def write_level_zero(branch: Branch, directory: Path) -> dict:
-    """level_0 is the trunk: a dense mask and the trunk's final results, pointing at the trunk."""
+    """level_0 is the trunk: a dense mask and the trunk's final results, pointing at the trunk
+    (written by rank 0; every rank returns once it is on disk)."""
+    return branch.trunk.platform.on_primary(_write_level_zero, branch, directory)
+
+
+def _write_level_zero(branch: Branch, directory: Path) -> dict:
     trunk = branch.trunk
     Mask.ones_like(trunk.fresh_model()).save_if_changed(directory)
     done = run_files.read_done(directory, trunk.end_step)
@@ -87,21 +93,23 @@ def run_levels(branch: Branch, h: ImpHparams, start_of_level: LevelStart) -> lis
     A finished level is read back, never retrained; a damaged mask is recomputed from the level
     before (masks are deterministic), a level with damaged final weights is trained again."""
     trunk = branch.trunk
+    platform = trunk.platform
     done = write_level_zero(branch, level_dir(branch.dir, 0))
     mask = Mask.load(level_dir(branch.dir, 0))
     rows = [row(0, mask, done, trunk.dir)]
     trained_dir = trunk.dir
     for level in range(1, h.levels + 1):
         directory = level_dir(branch.dir, level)
-        run_files.open_run_dir(directory)
+        platform.on_primary(run_files.open_run_dir, directory)
         stored = load_mask(directory)
-        done = run_files.finished(directory, trunk.end_step) if stored is not None else None
+        done = platform.on_primary(run_files.finished, directory, trunk.end_step) if stored is not None else None
         if stored is not None and done is not None:
             mask = stored
-            mask.save_if_changed(directory)  # rewrites a damaged sparsity.json
+            platform.on_primary(mask.save_if_changed, directory)  # rewrites a damaged sparsity.json
         else:
             previous = final_model(trunk, trained_dir)
-            mask = stored or next_mask(branch, h, level, previous, mask.to(trunk.platform.device)).to("cpu")
+            pruned = mask.to(platform.device)
+            mask = stored or platform.on_primary(lambda: next_mask(branch, h, level, previous, pruned).to("cpu"))
             model, start, training = start_of_level(level, mask, previous)
             done = train_masked(trunk, directory, model, mask, start=start, training=training)
         rows.append(row(level, mask, done, directory))

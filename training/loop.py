@@ -5,11 +5,23 @@ and nothing else: no host sync. The host reads a number only at boundaries (eval
 steps, checkpoints), which is also where non-finite losses are caught, so every checkpoint on
 disk holds a finite run. Boundaries are tested per iteration (never listed up front), so any
 training length runs in constant memory.
+
+Under torchrun (platforms/distributed.py) the same loop runs on every rank: the model is wrapped
+in DistributedDataParallel for the step, each rank takes its slice of every global batch
+(`--batch_size` stays the global batch), and its loss is its share of the global batch mean
+times the world size, so DDP's average over the ranks is the single-process gradient (up to
+rounding), also for a smaller last batch split unevenly. Evaluation sums every rank's share of the test split, so all ranks
+log the same numbers; the running training loss is pooled only at boundaries; signals are agreed
+on (SignalVote) so that every rank checkpoints and stops at the same step; only rank 0 writes.
+Hooks see the bare module (`state.model`, never the DDP wrapper) and the whole, unsharded loaders:
+they run on every rank with the same inputs and so stay in step; a hook that writes files should
+do so only where `state.platform.is_primary`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +31,7 @@ import torch
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.step import Step
+from platforms.distributed import World, data_parallel
 from platforms.platform import Platform
 from platforms.storage import write_json
 from training import checkpoint
@@ -69,12 +82,18 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     metrics, saved weights, checkpoints and done.json to `out_dir`. Resumes from checkpoint.pt.
     Returns the final evaluation metrics."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    world = platform.world
+    if world.is_primary:
+        out_dir.mkdir(parents=True, exist_ok=True)
     ipe = len(train_loader)
     start = start or Step.zero(ipe)
     end = end or Step.parse(h.training_steps, ipe, "training_steps")
     if start > end:
         raise UserError(f"the start step {start} is after the end of training {end}")
+    check_world(train_loader, world)
+    parallel = world.is_distributed
+    train_split = train_loader.sharded(world.rank, world.world_size) if parallel else train_loader
+    test_split = test_loader.sharded(world.rank, world.world_size, whole_batches=True) if parallel else test_loader
     device = platform.device
     model.to(device).train()
     optimizer = build_optimizer(h, model)
@@ -85,13 +104,15 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"
                 else contextlib.nullcontext())
 
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)  # this rank's part of the running training-loss sum
     loss_count = 0
     iteration = start.iteration
     done_at = None  # a resumed checkpoint's iteration: its boundary work is already on disk
     resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=device, hooks=hooks)
     if resumed is not None:
         iteration, loss_sum, loss_count = resumed
+        if not world.is_primary:
+            loss_sum.zero_()  # the checkpoint holds the total over the ranks: rank 0 carries it
         done_at = iteration
         log.truncate_after(iteration)
     elif log.path.exists() and platform.is_primary:
@@ -102,21 +123,29 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                        test_loader=test_loader)
     for hook in hooks:
         hook.on_start(state)
+    forward = data_parallel(model, world, getattr(platform, "sync_batchnorm", False))
     loss_hooks = [hook for hook in hooks if overrides(hook, "loss_term")]
     before_hooks = [hook for hook in hooks if overrides(hook, "before_optimizer_step")]
     after_hooks = [hook for hook in hooks if overrides(hook, "after_optimizer_step")]
     progress = Progress(out_dir.name, end.iteration - start.iteration, iteration - start.iteration,
                         quiet=platform.quiet, primary=platform.is_primary)
+    vote = world.signal_vote() if parallel else None
     last_metrics: dict[str, float] = {}
     batches = None
     started = time.time()
 
-    def save_checkpoint() -> None:
+    def pooled_loss() -> torch.Tensor:
+        """The running training-loss sum over every rank (a collective: all ranks call it)."""
+        return world.sum_(loss_sum.clone()) if parallel else loss_sum
+
+    def save_checkpoint(loss_total: torch.Tensor) -> None:
         if platform.is_primary:
             checkpoint.save_checkpoint(out_dir, model=model, optimizer=optimizer, iteration=iteration,
-                                       loss_sum=loss_sum, loss_count=loss_count, hooks=hooks)
+                                       loss_sum=loss_total, loss_count=loss_count, hooks=hooks)
 
     with catch_interrupts(getattr(platform, "catch_signals", True)) as interrupt:
+        if vote is not None:
+            vote.cast(interrupt.signum)
         while True:
             state.iteration = iteration
             step = Step(iteration, ipe)
@@ -125,15 +154,18 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             saving = bounds.saves_weights(iteration)
             checkpointing = bounds.checkpoints(iteration)
             if iteration != done_at and (evaluating or saving or checkpointing):
-                if loss_count and not torch.isfinite(loss_sum):
-                    _record_failure(out_dir, platform, step, loss_sum.item())
-                    raise TrainingDiverged(f"the training loss became {loss_sum.item()} before step {step}; "
+                loss_total = pooled_loss()
+                if loss_count and not torch.isfinite(loss_total):
+                    _record_failure(out_dir, platform, step, loss_total.item())
+                    raise TrainingDiverged(f"the training loss became {loss_total.item()} before step {step}; "
                                            f"the last good checkpoint is kept in {out_dir}: lower --lr and rerun")
                 if evaluating:
-                    metrics = evaluate(model, test_loader, loss_fn)
+                    world.broadcast_buffers(model)
+                    metrics = world.sum(evaluate(model, test_split, loss_fn))
                     if loss_count:
-                        metrics["train_loss"] = (loss_sum / loss_count).item()
+                        metrics["train_loss"] = (loss_total / loss_count).item()
                         loss_sum.zero_()
+                        loss_total = torch.zeros_like(loss_sum)
                         loss_count = 0
                     metrics["lr"] = schedule(iteration)
                     for hook in hooks:
@@ -148,22 +180,29 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                     for hook in hooks:
                         hook.at_save(state)
                 if checkpointing:
-                    save_checkpoint()
+                    save_checkpoint(loss_total)
             if iteration == end.iteration or state.stop_reason is not None:
                 break
-            if interrupt.signum is not None:
+            signum = vote.result() if vote is not None else interrupt.signum
+            if signum is not None:  # every rank takes this branch at the same step
                 if iteration != done_at and not checkpointing:
-                    save_checkpoint()
+                    save_checkpoint(pooled_loss())
                 progress.close()
-                raise Interrupted(f"{interrupt.name} received: checkpointed {out_dir} at step {step}; "
-                                  f"rerun the same command to resume", interrupt.signum)
+                name = signal.Signals(signum).name
+                raise Interrupted(f"{name} received: checkpointed {out_dir} at step {step}; "
+                                  f"rerun the same command to resume", signum, interrupt.handler_before(signum))
 
             if batches is None or step.it == 0:
-                batches = train_loader.batches(step.ep, start=step.it, order_seed=data_order_seed)
+                batches = train_split.batches(step.ep, start=step.it, order_seed=data_order_seed)
             x, y = next(batches)
             schedule.apply(optimizer, iteration)
             with autocast:
-                task_loss = loss = loss_fn(model(x), y)
+                outputs = forward(x)
+                if parallel:  # this rank's share of the global batch mean; DDP averages W shares
+                    task_loss = loss_fn.sum(outputs, y) / global_batch_size(train_loader, step.it)
+                    loss = task_loss * world.world_size
+                else:
+                    task_loss = loss = loss_fn(outputs, y)
                 for hook in loss_hooks:
                     term = hook.loss_term(state)
                     if term is not None:
@@ -180,7 +219,12 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             loss_sum += task_loss.detach().float()
             loss_count += 1
             progress.update()
+            if vote is not None:
+                vote.cast(interrupt.signum)
+        if vote is not None:
+            vote.result()  # training ended: the last vote is moot
 
+    del forward  # DDP's gradient hooks go with the wrapper
     progress.close()
     for hook in hooks:
         hook.on_end(state)
@@ -188,12 +232,40 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     if platform.is_primary:
         record = {"final_step": str(final), "final_iteration": iteration, "metrics": last_metrics,
                   "seconds_this_session": round(time.time() - started, 3)}
+        if parallel:
+            record["processes"] = world.world_size
+            record["sync_batchnorm"] = bool(getattr(platform, "sync_batchnorm", False))
         if state.stop_reason is not None:
             record["stopped_early"] = state.stop_reason
         write_json(record, out_dir / "done.json")
         (out_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
         (out_dir / FAILED).unlink(missing_ok=True)
+    world.barrier()  # done.json is on disk for every rank that reads it next
     return last_metrics
+
+
+def global_batch_size(loader, index: int) -> int:
+    """The number of examples in batch `index` of an epoch over all ranks (the last may be short)."""
+    return min(loader.batch_size, loader.num_examples - index * loader.batch_size)
+
+
+def check_world(loader, world: World) -> None:
+    """Refuse, before anything is written, data that cannot be split over torchrun's processes."""
+    if not world.is_distributed:
+        return
+    size, batch = world.world_size, loader.batch_size
+    if batch % size:
+        fitting = [n for n in range(1, size + 1) if batch % n == 0][-1]
+        raise UserError(f"--batch_size={batch} is the global batch, split over the {size} processes of this torchrun, "
+                        f"and {size} does not divide it: give a batch size divisible by {size}, or "
+                        f"--nproc_per_node={fitting}")
+    last = loader.num_examples % batch
+    if 0 < last < size:
+        raise UserError(f"the last batch of each epoch holds {last} example(s), fewer than the {size} processes: "
+                        f"use fewer processes or a --batch_size that leaves a larger remainder of "
+                        f"{loader.num_examples} examples")
+    if not hasattr(loader, "sharded"):
+        raise UserError(f"{type(loader).__name__} cannot be split across processes: run this dataset in one process")
 
 
 def _record_failure(out_dir: Path, platform: Platform, step: Step, loss: float) -> None:

@@ -1,4 +1,9 @@
-"""The trunk: a dense training run, and what branches take from it."""
+"""The trunk: a dense training run, and what branches take from it.
+
+Under torchrun every rank runs the same calls: training is collective, and each write, repair
+or decision about files is made by rank 0 (`platform.on_primary`), whose answer (or refusal)
+every rank gets.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from foundations.errors import UserError
 from foundations.step import Step
 from platforms.lock import run_lock
 from platforms.platform import Platform
+from platforms.storage import read_json
 from training import checkpoint, run_files
 from training.hooks import Hook
-from training.loop import train
+from training.loop import check_world, train
 from training.losses import Loss
 
 
@@ -70,8 +76,9 @@ class Trunk:
 
     def check(self) -> None:
         """Everything that can be refused before a file is written: the data is there (both
-        splits load), every step flag lies within training, and the root can be written."""
-        self.loader(True)
+        splits load), every step flag lies within training, the batch splits over torchrun's
+        processes, and the root can be written."""
+        check_world(self.loader(True), self.platform.world)
         self.loader(False)
         self.desc.training.check_steps(self.iterations_per_epoch)
         Loss(self.desc.training.loss, self.info.task, self.info.num_classes)  # a loss that fits the task
@@ -95,19 +102,26 @@ class Trunk:
 
     @property
     def is_done(self) -> bool:
-        return (self.dir / run_files.DONE).exists()
+        """Whether the trunk has a readable done.json (reads only: safe while it trains)."""
+        try:
+            return isinstance(read_json(self.dir / run_files.DONE), dict)
+        except (OSError, ValueError):
+            return False
 
     def done(self) -> Optional[dict]:
-        """done.json of the finished trunk (repaired if damaged), or None."""
+        """done.json of the finished trunk (repaired if damaged, by rank 0), or None."""
+        return self.platform.on_primary(run_files.finished, self.dir, self.end_step)
+
+    def _open(self) -> Optional[dict]:
+        run_files.open_run_dir(self.dir)
+        write_hparams(self.dir, self.desc.bundles(), kind="train", replicate=self.replicate,
+                      seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
         return run_files.finished(self.dir, self.end_step)
 
     def run(self, wait_for_lock: bool = False, hooks: Sequence[Hook] = ()) -> dict:
         """Train the trunk unless it is done; returns its done.json."""
         self.check()
-        run_files.open_run_dir(self.dir)
-        write_hparams(self.dir, self.desc.bundles(), kind="train", replicate=self.replicate,
-                      seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
-        done = self.done()
+        done = self.platform.on_primary(self._open)
         if done is None:
             with run_lock(self.dir, wait=wait_for_lock):
                 done = self.done()  # another process may have finished it while we waited
@@ -125,19 +139,15 @@ class Trunk:
         path = self.dir / checkpoint.model_filename(step)
         self.run(wait_for_lock=True)
         model = self.fresh_model()
-        try:
-            state = checkpoint.load_model_state(path)
-        except checkpoint.DamagedFile:
-            if path.exists():
-                run_files.say(f"{path} is unreadable; recomputing it")
-                path.replace(path.with_name(path.name + ".damaged"))
+        if not self.platform.on_primary(_readable_or_set_aside, path):
             self._reproduce(step)
-            state = checkpoint.load_model_state(path)
-        model.load_state_dict(state)
+        model.load_state_dict(checkpoint.load_model_state(path))
         return model
 
     def _reproduce(self, step: Step) -> None:
-        run_files.say(f"reproducing the trunk's weights at {step} (not saved during training) ...")
+        primary = self.platform.is_primary
+        if primary:
+            run_files.say(f"reproducing the trunk's weights at {step} (not saved during training) ...")
         scratch = self.dir / f"reproduce_{step.ep}ep{step.it}it"
         quick = self.desc.training.replace(eval_every=str(step) if step.iteration else None)
         with run_lock(self.dir, wait=True):
@@ -145,5 +155,19 @@ class Trunk:
             if step.iteration:  # the same steps, evaluated only at the ends
                 train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
                       data_order_seed=self.seeds["data_order"], end=step)
-            checkpoint.save_model(model, self.dir, step)
-        shutil.rmtree(scratch, ignore_errors=True)
+            if primary:
+                checkpoint.save_model(model, self.dir, step)
+                shutil.rmtree(scratch, ignore_errors=True)
+        self.platform.barrier()  # the weights are on disk for every rank
+
+
+def _readable_or_set_aside(path) -> bool:
+    """Whether saved weights can be loaded; an unreadable file is moved aside to be recomputed."""
+    try:
+        checkpoint.load_model_state(path)
+        return True
+    except checkpoint.DamagedFile:
+        if path.exists():
+            run_files.say(f"{path} is unreadable; recomputing it")
+            path.replace(path.with_name(path.name + ".damaged"))
+        return False

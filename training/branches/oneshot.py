@@ -19,7 +19,7 @@ from pruning.validate import SCOPES, check_fraction, check_iterations
 from training.branches.base import Branch, branch_main, load_mask, row, train_masked
 
 NAME = "oneshot"
-SUMMARY = "prune once with random, magnitude, snipN, graspN, graspabsN or synflow at any step, then train"
+SUMMARY = "prune once with random, magnitude, snipN, graspN, graspabsN, synflow or opd at any step, then train"
 
 
 @dataclass
@@ -27,7 +27,8 @@ class OneshotHparams(Hparams):
     _name = "Oneshot Pruning Hyperparameters"
     _description = "What is scored, how much is removed, and what is trained."
 
-    strategy: str = hparam(help="random | magnitude | snipN | graspN | graspabsN | synflow (N: examples per class)")
+    strategy: str = hparam(help="random | magnitude | snipN | graspN | graspabsN | synflow | opd "
+                                "(N: examples per class)")
     prune_fraction: float = hparam(help="fraction of the prunable weights removed, in [0, 1)")
     prune_iterations: int = hparam(1, "rounds; each removes 1-(1-p)^(1/n) of the remaining weights and rescores")
     prune_highest: bool = hparam(False, "remove the highest-scoring weights instead of the lowest")
@@ -79,16 +80,24 @@ def check(branch: Branch) -> None:
 
 
 def make_mask(branch: Branch) -> Mask:
+    """Score the trunk's weights at the prune step and prune (under torchrun: on rank 0 only,
+    every rank gets its mask)."""
     h, trunk = branch.bundles["oneshot"], branch.trunk
     prune_step, _, _ = steps(branch)
     ignore = layers_to_ignore(branch)
-    data = ScoringData(examples=trunk.loader(True), seed=seed(branch), input_shape=trunk.info.input_shape,
-                       batch_size=None if h.score_in_one_batch else trunk.desc.dataset.batch_size)
-    mask = prune_in_rounds(trunk.model_at(prune_step), h.strategy, h.prune_fraction, h.prune_iterations,
-                           data=data, scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore)
-    if h.randomize_layerwise:
-        mask = mask.shuffled("layerwise", seed(branch), layers_to_ignore=ignore)
-    return mask.to("cpu")
+    scored = trunk.model_at(prune_step)
+
+    def score_and_prune() -> Mask:
+        data = ScoringData(examples=trunk.loader(True), seed=seed(branch), input_shape=trunk.info.input_shape,
+                           batch_size=None if h.score_in_one_batch else trunk.desc.dataset.batch_size,
+                           weight_decay=trunk.desc.training.weight_decay)
+        mask = prune_in_rounds(scored, h.strategy, h.prune_fraction, h.prune_iterations, data=data,
+                               scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore)
+        if h.randomize_layerwise:
+            mask = mask.shuffled("layerwise", seed(branch), layers_to_ignore=ignore)
+        return mask.to("cpu")
+
+    return trunk.platform.on_primary(score_and_prune)
 
 
 def run(branch: Branch) -> list[list[str]]:
