@@ -5,44 +5,48 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
-from typing import Callable, Optional
+from typing import Optional
 
 from foundations.errors import UserError
 from training.interrupts import Interrupted
 
 
-def _commands() -> dict[str, tuple[Callable[[list[str]], int], str]]:
-    from training import branch_command, submit_command, train_command
-    from reports import masks_command, report_command, runs_command, tree_command, weights_command
-    return {
-        "train": (train_command.main, train_command.SUMMARY),
-        "branch": (branch_command.main, branch_command.SUMMARY),
-        "submit": (submit_command.main, submit_command.SUMMARY),
-        "runs": (runs_command.main, runs_command.SUMMARY),
-        "tree": (tree_command.main, tree_command.SUMMARY),
-        "report": (report_command.main, report_command.SUMMARY),
-        "compare-masks": (masks_command.main, masks_command.SUMMARY),
-        "plot-weights": (weights_command.main, weights_command.SUMMARY),
-    }
+# Each command is a module with SUMMARY and main(argv); only the one that runs is imported.
+COMMANDS = {
+    "train": "training.train_command",
+    "branch": "training.branch_command",
+    "submit": "training.submit_command",
+    "runs": "reports.runs_command",
+    "tree": "reports.tree_command",
+    "report": "reports.report_command",
+    "compare-masks": "reports.masks_command",
+    "plot-weights": "reports.weights_command",
+}
 
 
-def _usage(commands: dict) -> str:
+def _command(name: str):
+    return importlib.import_module(COMMANDS[name])
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
     lines = ["usage: python open_prune.py <command> [flags]   (`<command> --help` lists its flags)", "", "commands:"]
-    lines += [f"  {name:<8} {summary}" for name, (_, summary) in commands.items()]
+    lines += [f"  {name:<{width}}  {_command(name).SUMMARY}" for name in COMMANDS]
     return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        commands = _commands()
         if not argv or argv[0] in ("-h", "--help", "help"):
-            print(_usage(commands))
+            print(_usage())
             return 0
-        if argv[0] not in commands:
-            raise UserError(f"unknown command {argv[0]!r}; the commands are: {', '.join(commands)}")
-        return commands[argv[0]][0](argv[1:])
+        if argv[0] not in COMMANDS:
+            raise UserError(f"unknown command {argv[0]!r}; the commands are: {', '.join(COMMANDS)}")
+        return _command(argv[0]).main(argv[1:])
     except UserError as error:
         print(f"open_prune: error: {error}", file=sys.stderr)
         return 2
@@ -52,6 +56,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("open_prune: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`open_prune.py runs | head`): nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as error:  # the environment, not a bug: a full disk, a vanished mount, no permission
         where = f" ({error.filename})" if error.filename else ""
         print(f"open_prune: error: {error.strerror or error}{where}; fix that and rerun the same command",

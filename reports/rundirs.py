@@ -126,6 +126,8 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
         done = read_json(directory / "done.json")
         if isinstance(done, dict) and isinstance(done.get("metrics"), dict):
             return State("done", number(done["metrics"].get("test_accuracy")), density, done.get("final_step"))
+        if isinstance(done, dict) and isinstance(done.get("branch"), dict):  # a branch's own record
+            return State("done", None, density, done.get("final_step"))
         if done is not None:  # None: removed between the listing and the read
             return State("corrupt", None, density, None, "done.json is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):

@@ -89,7 +89,21 @@ def test_any_length_of_training_is_planned_in_constant_memory():
     bounds = Boundaries(h, ipe=469, start=0, end=99999999999999999 * 469, checkpoint_every=None)
     assert bounds.evaluates(10**15 * 1000) and not bounds.evaluates(10**15 * 1000 + 1)
     assert bounds.saves_weights(5 * 469) and len(bounds.saves) == 3
-    assert bounds.checkpoints(469 * 7) and not bounds.checkpoints(469 * 7 + 1)
+    assert bounds.checkpoints(469 * 7, last=None) and not bounds.checkpoints(469 * 7 + 1, last=None)
+    assert bounds.checkpoints(469 * 7, last=469 * 6)  # epochs of 469 steps: every epoch end
+
+
+def test_epoch_checkpoints_of_tiny_epochs_are_spaced_by_100_steps():
+    h = TrainingHparams("adam", 0.01, "1000ep")
+    bounds = Boundaries(h, ipe=1, start=0, end=1000, checkpoint_every=None)
+    written, last = [], None
+    for iteration in range(1001):
+        if bounds.checkpoints(iteration, last):
+            written.append(iteration)
+            last = iteration
+    assert written == list(range(1, 1000, 100))
+    every = Boundaries(h, ipe=1, start=0, end=1000, checkpoint_every="7it")
+    assert every.checkpoints(14, last=13)  # --checkpoint_every is exact
 
 
 def test_hparams_json_never_holds_nan(cli):

@@ -49,6 +49,9 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
+MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS = 100
+
+
 class Boundaries:
     """Which iterations of [start, end] evaluate, save the weights, or checkpoint."""
 
@@ -69,10 +72,16 @@ class Boundaries:
     def saves_weights(self, iteration: int) -> bool:
         return iteration in self.saves
 
-    def checkpoints(self, iteration: int) -> bool:
+    def checkpoints(self, iteration: int, last: Optional[int]) -> bool:
+        """Every --checkpoint_every, and at epoch ends: the first one, then those at least
+        MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS after the `last` checkpoint (so a task with one step
+        per epoch, like xor, does not spend its time writing checkpoints). A function of the
+        iterations alone, so every rank decides alike."""
         if not self.start < iteration < self.end:
             return False
-        return iteration % self.ipe == 0 or bool(self.checkpoint_every) and iteration % self.checkpoint_every == 0
+        if self.checkpoint_every and iteration % self.checkpoint_every == 0:
+            return True
+        return iteration % self.ipe == 0 and (last is None or iteration - last >= MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS)
 
 
 def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader, out_dir: Path, *,
@@ -108,12 +117,13 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     loss_count = 0
     iteration = start.iteration
     done_at = None  # a resumed checkpoint's iteration: its boundary work is already on disk
+    last_checkpoint: Optional[int] = None
     resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=device, hooks=hooks)
     if resumed is not None:
         iteration, loss_sum, loss_count = resumed
         if not world.is_primary:
             loss_sum.zero_()  # the checkpoint holds the total over the ranks: rank 0 carries it
-        done_at = iteration
+        done_at = last_checkpoint = iteration
         log.truncate_after(iteration)
     elif log.path.exists() and platform.is_primary:
         log.path.unlink()  # metrics from a run killed before its first checkpoint
@@ -152,7 +162,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             stopping = state.stop_reason is not None  # a hook asked to end here: evaluate and save
             evaluating = stopping or bounds.evaluates(iteration)
             saving = bounds.saves_weights(iteration)
-            checkpointing = bounds.checkpoints(iteration)
+            checkpointing = bounds.checkpoints(iteration, last_checkpoint)
             if iteration != done_at and (evaluating or saving or checkpointing):
                 loss_total = pooled_loss()
                 if loss_count and not torch.isfinite(loss_total):
@@ -181,6 +191,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                         hook.at_save(state)
                 if checkpointing:
                     save_checkpoint(loss_total)
+                    last_checkpoint = iteration
             if iteration == end.iteration or state.stop_reason is not None:
                 break
             signum = vote.result() if vote is not None else interrupt.signum
