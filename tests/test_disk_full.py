@@ -33,12 +33,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+# a checkpoint at every epoch end (4 steps): epoch checkpoints alone are spaced 100 steps apart
+ARGV = [*TINY, "--checkpoint_every=4it"]
+
+
 def final_weights(root: Path) -> dict:
     return torch.load(next(root.rglob("model_ep3_it0.pt")), weights_only=True)
 
 
 def check_disk_full_then_resume(cli, root: Path, free_space, whole_root: Path) -> None:
-    code, _, err = cli("train", *TINY, root_dir=root)
+    code, _, err = cli("train", *ARGV, root_dir=root)
     one_line_error(code, err, "disk is full", str(root))
     run = next(root.rglob("main"))
     assert not (run / "done.json").exists()
@@ -46,13 +50,13 @@ def check_disk_full_then_resume(cli, root: Path, free_space, whole_root: Path) -
     assert saved["iteration"] > 0 and all(torch.isfinite(v).all() for v in saved["model"].values())
     assert not list(run.glob(".*.tmp"))  # no half-written temporaries left behind
     free_space()
-    assert cli("train", *TINY, root_dir=root)[0] == 0
+    assert cli("train", *ARGV, root_dir=root)[0] == 0
     a, b = final_weights(root), final_weights(whole_root)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_full_tmpfs_is_one_line_and_the_rerun_resumes(cli, small_disk, tmp_path):
-    assert cli("train", *TINY, root_dir=tmp_path / "whole")[0] == 0
+    assert cli("train", *ARGV, root_dir=tmp_path / "whole")[0] == 0
     grow = lambda: subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
     check_disk_full_then_resume(cli, small_disk / "runs", grow, tmp_path / "whole")
 
@@ -78,7 +82,7 @@ class FillingDisk:
 
 
 def test_an_injected_full_disk_is_one_line_and_the_rerun_resumes(cli, tmp_path, monkeypatch):
-    assert cli("train", *TINY, root_dir=tmp_path / "whole")[0] == 0
+    assert cli("train", *ARGV, root_dir=tmp_path / "whole")[0] == 0
     disk = FillingDisk(budget=300_000)  # room for the first files and checkpoints, not for the whole run
     monkeypatch.setattr(os, "fdopen", disk)
     check_disk_full_then_resume(cli, tmp_path / "runs", lambda: monkeypatch.setattr(os, "fdopen", disk.real),
