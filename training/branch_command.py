@@ -13,8 +13,9 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):  # no branch named: list them
         print("usage: python open_prune.py branch <name> [flags]   (`branch <name> --help` lists its flags)\n")
         print("branches:")
+        width = max(map(len, branches))
         for name, branch in branches.items():
-            print(f"  {name:<14} {branch.SUMMARY}")
+            print(f"  {name:<{width}}  {branch.SUMMARY}")
         return 0
     name = argv[0]
     if name not in branches:

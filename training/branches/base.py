@@ -171,7 +171,9 @@ def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:
 def locate(name: str, summary: str, bundles: dict[str, type[Hparams]], argv: list[str],
            with_devices: bool = True) -> tuple[Branch, argparse.Namespace]:
     """Parse a branch's argv into its Branch (trunk, bundles, directory) without training or
-    writing anything; reading commands use it to find the run dirs a command would make.
+    writing anything; reading commands use it to find the run dirs a command would make. A
+    branch module's `trunk_of(branch) -> Trunk` picks the trunk it grows from when that is not the
+    command's own (chaos-causality's trunk holds its risk split out of training).
     `with_devices=False` only locates (no device checks, no torchrun): for planning elsewhere."""
     parser = build_parser(f"open_prune.py branch {name}", summary, argv, extra_bundles=bundles)
     args = parser.parse_args(argv)
@@ -179,7 +181,12 @@ def locate(name: str, summary: str, bundles: dict[str, type[Hparams]], argv: lis
         raise UserError(f"--replicate={args.replicate} must be zero or positive")
     platform = Platform.from_args(args) if with_devices else Platform.for_locating(args)
     trunk = Trunk(trunk_desc(args), args.replicate, platform)
-    return Branch(name, trunk, {key: bundle.from_args(args) for key, bundle in bundles.items()}), args
+    branch = Branch(name, trunk, {key: bundle.from_args(args) for key, bundle in bundles.items()})
+    from training.branches import registry  # a branch module may grow from a variant of the command's trunk
+    module = registry.all_branches().get(name)
+    if module is not None and hasattr(module, "trunk_of"):
+        branch.trunk = module.trunk_of(branch)
+    return branch, args
 
 
 def branch_main(name: str, summary: str, bundles: dict[str, type[Hparams]],
