@@ -45,7 +45,7 @@ test: venv dataset slurm
 	$(PY) -m pytest -q
 
 benchmarks: venv dataset
-	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	for script in benchmarks/*.py; do [ "$$script" = benchmarks/fashion_lenet.py ] && continue; echo "== $$script"; $(PY) $$script || exit 1; done
 
 # Table 1 of the orderedness paper with its nulls: every rule x {xor, sine} x 10 replicates, 2 workers.
 orderedness-table: venv

@@ -36,6 +36,7 @@ import datasets.registry as datasets_registry  # noqa: E402
 import models.registry as models_registry  # noqa: E402
 from foundations.bundles import TrainingHparams  # noqa: E402
 from platforms.platform import Platform  # noqa: E402
+from benchmarks.fashion_lenet import timed  # noqa: E402
 from training.branches.chaos_causality import ChaosHparams  # noqa: E402
 from training.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
 from training.hooks import Hook  # noqa: E402
@@ -63,16 +64,6 @@ def peak_memory(device: torch.device) -> float:
     if device.type == "cuda":
         return float(torch.cuda.max_memory_allocated(device))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:
