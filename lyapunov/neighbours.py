@@ -71,27 +71,39 @@ def _tisean_radii() -> tuple[list[float], list[float]]:
 _RADII2, _INVERSE_RADII = _tisean_radii()
 
 
-def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:
+def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int, workspace=None) -> TiseanNeighbours:
     """TISEAN's choice for every reference, from squared distances on the rescaled series
-    ``unit`` ``(B, N)``; ``reach = (emb_dim - 1) * lag`` locates the last delay coordinate."""
-    m = dist2.shape[1]
+    ``unit`` ``(B, N)``; ``reach = (emb_dim - 1) * lag`` locates the last delay coordinate.
+    ``workspace`` (a ``rosenstein.Workspace``) lends the large temporaries."""
+    b, m = dist2.shape[:2]
     inf = float("inf")
-    nearest_any, index = dist2.min(dim=2)
+    if workspace is None:
+        nearest_any, index = dist2.min(dim=2)
+    else:
+        nearest_any, index = torch.min(dist2, dim=2, out=(workspace.get("nearest", (b, m), dist2.dtype, dist2.device),
+                                                          workspace.get("index", (b, m), torch.long, dist2.device)))
     stuck = ~(nearest_any < 1.0)  # the search keeps only distances below 1 (and NaN is stuck too)
     nearest = nearest_any.clone()
+    # Equal squared distances go to the first candidate visited. A reference has a tie iff the
+    # smallest of its other candidates equals the one min() picked: hide the pick, take the
+    # minimum again (one pass instead of an equality mask and a count), put the pick back.
+    picked = index[:, :, None]
+    dist2.scatter_(2, picked, inf)
+    tied = dist2.amin(dim=2) == nearest_any
+    dist2.scatter_(2, picked, nearest_any[:, :, None])
     # A duplicate settles its reference on the first pass; the neighbour must then be a
     # positive distance within that pass's radius. Duplicates are rare: only those rows.
     rows, refs = (nearest_any == 0).nonzero(as_tuple=True)
     if rows.numel():
-        row = dist2[rows, refs]
-        nearest[rows, refs], index[rows, refs] = torch.where(row > 0, row, inf).min(dim=1)
+        positive = dist2[rows, refs]
+        positive = torch.where(positive > 0, positive, inf)
+        nearest[rows, refs], index[rows, refs] = positive.min(dim=1)
+        tied[rows, refs] = (positive == nearest[rows, refs][:, None]).sum(dim=1) > 1
     paired = (nearest < 1.0) & ((nearest_any > 0) | (nearest <= _RADII2[0]))
 
-    # Equal squared distances go to the first candidate visited. Ties are rare outside rounded
-    # data, so only the references that have some are ranked (one host sync per chunk).
-    target = torch.where(paired, nearest, float("nan"))  # unpaired references need no neighbour
-    tied = dist2 == target[:, :, None]
-    rows, refs = (tied.view(torch.uint8).sum(dim=2, dtype=torch.int32) > 1).nonzero(as_tuple=True)
+    # Ties are rare outside rounded data, so only the references that have some are ranked (one
+    # host sync per chunk); unpaired references need no neighbour.
+    rows, refs = (tied & paired).nonzero(as_tuple=True)
     if rows.numel():
         radii2 = dist2.new_tensor(_RADII2)
         # Settled on the first pass whose radius covers a candidate (the last pass covers all).
@@ -105,5 +117,6 @@ def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:
         box_y = torch.floor(unit[rows, reach : reach + m] * inverse)
         order = torch.arange(m, device=dist2.device, dtype=dist2.dtype)
         key = box_x * (3 * m) + box_y * m - order
-        index[rows, refs] = torch.where(tied[rows, refs], key, inf).argmin(dim=1)
+        at_nearest = dist2[rows, refs] == nearest[rows, refs][:, None]
+        index[rows, refs] = torch.where(at_nearest, key, inf).argmin(dim=1)
     return TiseanNeighbours(index, paired, stuck)

@@ -71,6 +71,7 @@ def largest_lyapunov(
     degenerate_value: float = 0.0,
     neighbours: str = "nolds",
     max_chunk_elements: int | None = None,
+    skip_degenerate: bool = False,
 ) -> LyapunovResult:
     """Largest Lyapunov exponent of every series in ``x`` (shape ``(..., N)``; leading dimensions
     are flattened, which copies a non-contiguous view unless it is already 2-D: chunk huge
@@ -88,6 +89,9 @@ def largest_lyapunov(
     (default: 2**19 on CPU, where chunks that fit in cache are fastest, 2**25 elsewhere), in
     float64, so memory stays bounded for any batch and float32 input gives the float64 result.
 
+    ``skip_degenerate`` leaves out the divergence of series already degenerate by their range
+    (static weights are common in trajectories): their curve is NaN, their exponent as above.
+
     A ring buffer of the last W snapshots of P weights, ``(P, W)``, is passed in time order:
     ``buffer.roll(-oldest, dims=1)`` (one copy), or keep a ``(P, 2W)`` buffer with every
     snapshot written at columns ``c`` and ``c + W`` and pass the view ``buffer[:, c + 1 : c + 1 + W]``
@@ -104,6 +108,7 @@ def largest_lyapunov(
     rows = max(1, max_chunk_elements // (ntraj * ntraj))
     curve = torch.empty(count, trajectory_len, dtype=torch.float64, device=x.device)
     flagged = torch.empty(count, dtype=torch.bool, device=x.device)
+    workspace = Workspace()
     for start in range(0, count, rows):
         part = slice(start, start + rows)
         chunk = series[part].to(torch.float64)
@@ -112,10 +117,22 @@ def largest_lyapunov(
         spread = chunk.amax(dim=1) - chunk.amin(dim=1)
         if decimals is not None:
             spread = torch.round(spread, decimals=decimals)  # a difference of grid values, on the grid
+        flat = ~(spread > tol) | ~torch.isfinite(spread)
+        live = None
+        if skip_degenerate and bool(flat.any()):
+            live = (~flat).nonzero().squeeze(1)
+            chunk = chunk.index_select(0, live)
         if neighbours == "tisean":
             chunk = rescale_unit(chunk)
-        curve[part], stuck = divergence_curve(chunk, emb_dim, lag, min_tsep, trajectory_len, neighbours)
-        flagged[part] = ~(spread > tol) | ~torch.isfinite(spread) | stuck
+        part_curve, stuck = divergence_curve(chunk, emb_dim, lag, min_tsep, trajectory_len, neighbours, workspace)
+        if live is not None:
+            curve[part] = float("nan")
+            curve[part][live] = part_curve
+            flagged[part] = flat
+            flagged[part][live] |= stuck
+        else:
+            curve[part] = part_curve
+            flagged[part] = flat | stuck
 
     if fit == "poly":
         exponent = _least_squares_slope(curve, fit_offset) / tau
@@ -130,15 +147,32 @@ def largest_lyapunov(
     )
 
 
+class Workspace:
+    """Buffers reused from chunk to chunk: a fresh multi-megabyte tensor per chunk costs the page
+    faults of a new allocation each time (about a quarter of the time on the CPU)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        buffer = self._buffers.get(name)
+        if (buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1:] != shape[1:]
+                or buffer.dtype != dtype or buffer.device != device):
+            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
+        return buffer[: shape[0]]
+
+
 def divergence_curve(
-    x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajectory_len: int, neighbours: str = "nolds"
+    x: Tensor, emb_dim: int, lag: int, min_tsep: int, trajectory_len: int, neighbours: str = "nolds",
+    workspace: Workspace | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Mean log distance between nearest-neighbour pairs after k = 0..trajectory_len-1 steps.
 
     ``x`` is ``(B, N)`` (for the TISEAN rule, already rescaled to [0, 1]); returns the curve
     ``(B, trajectory_len)`` and ``(B,)`` whether the TISEAN search would never finish. Memory is
-    ``O(B * M**2)``: callers chunk over B.
+    ``O(B * M**2)``: callers chunk over B (and may pass one ``workspace`` for every chunk).
     """
+    workspace = workspace or Workspace()
     b, n = x.shape
     reach = (emb_dim - 1) * lag
     ntraj = n - reach - trajectory_len + 1
@@ -149,13 +183,16 @@ def divergence_curve(
     # fused multiply-adds and in the order of the reference, so the rounding is the same.
     add = _sequential_sum if neighbours == "tisean" else _numpy_sum
     head = x[:, : ntraj + reach].contiguous()  # broadcasting over a strided slice is much slower
-    sq_diff = (head[:, :, None] - head[:, None, :]).square_()
-    dist2 = add([sq_diff[:, e * lag : e * lag + ntraj, e * lag : e * lag + ntraj] for e in range(emb_dim)])
-    dist2 = dist2.contiguous()  # a copy only when emb_dim == 1
+    width = ntraj + reach
+    sq_diff = torch.sub(head[:, :, None], head[:, None, :], out=workspace.get("sq_diff", (b, width, width),
+                                                                             x.dtype, x.device))
+    sq_diff.mul_(sq_diff)  # x * x: bitwise what square_() gives
+    dist2 = add([sq_diff[:, e * lag : e * lag + ntraj, e * lag : e * lag + ntraj] for e in range(emb_dim)],
+                out=workspace.get("dist2", (b, ntraj, ntraj), x.dtype, x.device))
     for offset in range(-min(min_tsep, ntraj - 1), min(min_tsep, ntraj - 1) + 1):
         dist2.diagonal(offset, dim1=1, dim2=2).fill_(float("inf"))  # |i - j| <= min_tsep
     if neighbours == "tisean":
-        found = nearest_tisean(dist2, x, reach)
+        found = nearest_tisean(dist2, x, reach, workspace)
         neighbour = found.index
         references = ntraj - min_tsep  # lyap_r's reference loop ends min_tsep vectors early
         used = found.paired[:, :references]
@@ -169,7 +206,8 @@ def divergence_curve(
     span = trajectory_len + reach
     windows = x.unfold(1, span, 1)  # (B, n - span + 1, span), no copy
     rows = torch.arange(b, device=x.device)[:, None]
-    step_sq = (windows[rows, neighbour[:, :references]] - windows[:, :references]).square_()
+    step_sq = windows[rows, neighbour[:, :references]] - windows[:, :references]
+    step_sq.mul_(step_sq)
     pair_dist2 = add([step_sq[:, :, e * lag : e * lag + trajectory_len] for e in range(emb_dim)])
     if used is not None:
         pair_dist2 = pair_dist2.masked_fill(~used[:, :, None], 0.0)  # unpaired: left out like zeros
@@ -181,22 +219,32 @@ def divergence_curve(
     return mean_log.masked_fill(count == 0, float("-inf")), stuck
 
 
-def _sequential_sum(terms: list[Tensor]) -> Tensor:
-    """``((t0 + t1) + t2) + ...``: TISEAN's loop, and numpy's sum of fewer than 8 terms."""
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
+def _sequential_sum(terms: list[Tensor], out: Tensor | None = None) -> Tensor:
+    """``((t0 + t1) + t2) + ...``: TISEAN's loop, and numpy's sum of fewer than 8 terms (into
+    ``out`` when given: the same additions, in place)."""
+    if out is None:
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+    if len(terms) == 1:
+        return out.copy_(terms[0])
+    torch.add(terms[0], terms[1], out=out)
+    for term in terms[2:]:
+        out.add_(term)
+    return out
 
 
-def _numpy_sum(terms: list[Tensor]) -> Tensor:
+def _numpy_sum(terms: list[Tensor], out: Tensor | None = None) -> Tensor:
     """The terms added in the order of numpy's pairwise sum along a contiguous axis (what
     nolds' ``np.sum(..., axis=1)`` does over the embedding coordinates): sequential below 8
     terms; up to 128, eight running sums combined as a tree, then the remainder in order;
     above, the two halves (split at a multiple of 8) summed separately."""
     n = len(terms)
     if n < 8:
-        return _sequential_sum(terms)
+        return _sequential_sum(terms, out)
+    if out is not None:
+        return out.copy_(_numpy_sum(terms))
     if n > 128:
         half = n // 2 - (n // 2) % 8
         return _numpy_sum(terms[:half]) + _numpy_sum(terms[half:])
