@@ -26,7 +26,8 @@ class DatasetHparams(Hparams):
     _name = "Dataset Hyperparameters"
     _description = "Which data, in which batches, with which transformations."
 
-    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet")
+    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet | xor | sine | "
+                                    "iris | wine | breastcancer")
     batch_size: int = hparam(help="examples per training step")
     do_not_augment: bool = hparam(False, "turn off the dataset's training augmentation")
     transformation_seed: Optional[int] = hparam(
