@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import training.branches.base as base
-import training.spam_training as spam_training
+import training.spam.prior_training as spam_training
 from bayes import fit_and_update_prior, make_prior, posterior_precision_diagonal
 from training.branches import spam
 from training.hooks import TrainState
-from training.spam_training import SpamHook, SpamHparams
+from training.spam.prior_training import SpamHook, SpamHparams
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import Kill

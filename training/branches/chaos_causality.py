@@ -44,14 +44,14 @@ from platforms.storage import read_json, save_torch, write_json
 from pruning.mask import Mask
 from training import run_files
 from training.branches.base import Branch, branch_main, final_model, load_mask, train_masked
-from training.causal_pruning import (FDRS, INFEASIBLE, SCOPES, granger_causality, magnitude_control,
+from training.chaos.causal_pruning import (FDRS, INFEASIBLE, SCOPES, granger_causality, magnitude_control,
                                      mask_pruning, random_control, usable_maxlag)
-from training.chaos_causality_table import HEADER, NetworkResult, macro_f1, pruned_percent, write_table
+from training.chaos.table import HEADER, NetworkResult, macro_f1, pruned_percent, write_table
 from training.loop import train
 from training.losses import Loss
 from training.report import print_table
 from training.train_accuracy_stop import BENCHMARK_FILE, TrainAccuracyBenchmark
-from training.trajectory_recorder import RECORDS, Recording, TrajectoryRecorder, load_recording
+from training.chaos.recorder import RECORDS, Recording, TrajectoryRecorder, load_recording
 from training.trunk import Trunk
 
 NAME = "chaos-causality"

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from foundations.seeds import derive_seed
 from training.branches.base import Branch, branch_main, train_masked
-from training.map_laplace import final_weights, map_network
+from training.spam.map_laplace import final_weights, map_network
 from training.report import format_metric, print_table
-from training.spam_sweep import Sweep, SweepHparams, Swept
-from training.spam_tables import accuracy_of, tabulate, write_table
-from training.spam_training import SpamHparams, likelihood_of, spam_training, train_spam
+from training.spam.sweep import Sweep, SweepHparams, Swept
+from training.spam.tables import accuracy_of, tabulate, write_table
+from training.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
 
 NAME = "spam"
 SUMMARY = "SpaM: learn the prior by marginal likelihood, then prune SpaM and the MAP trunk post hoc (OPD, controls)"

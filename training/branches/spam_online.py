@@ -16,13 +16,13 @@ from platforms.storage import write_json
 from pruning.mask import Mask
 from pruning.validate import considered_layers
 from training.branches.base import Branch, branch_main
-from training.map_laplace import final_weights, map_network
+from training.spam.map_laplace import final_weights, map_network
 from training.metrics import read_records
-from training.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
+from training.spam.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
 from training.report import format_metric, print_table
-from training.spam_sweep import Sweep, SweepHparams, Swept, read_record
-from training.spam_tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
-from training.spam_training import SpamHparams, likelihood_of, spam_training, train_spam
+from training.spam.sweep import Sweep, SweepHparams, Swept, read_record
+from training.spam.tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
+from training.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
 
 NAME = "spam-online"
 SUMMARY = "SpaM that prunes itself by OPD at each marginal-likelihood update, up a sparsity staircase"

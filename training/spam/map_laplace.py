@@ -19,8 +19,8 @@ from bayes import fit_curvature, log_marginal_likelihood, posterior_precision_di
 from platforms.storage import save_torch, write_json
 from pruning.scores.opd import scalar_prior, weight_decay_precision
 from training import checkpoint, run_files
-from training.spam_sweep import Swept
-from training.spam_training import POSTERIOR_FILE, PRIOR_FILE, likelihood_of, read_precisions
+from training.spam.sweep import Swept
+from training.spam.prior_training import POSTERIOR_FILE, PRIOR_FILE, likelihood_of, read_precisions
 from training.trunk import Trunk
 
 

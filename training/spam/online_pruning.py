@@ -1,6 +1,6 @@
 """Online SpaM pruning (Dhahri et al., 2024): prune by the posterior during marginal-likelihood training.
 
-At every marginal-likelihood update of SpaM training (training/spam_training.py), the weights are
+At every marginal-likelihood update of SpaM training (training/spam/prior_training.py), the weights are
 pruned by OPD (theta^2 * P_ii) or by the posterior precision alone (P_ii) to the scheduled sparsity
 
     s(e) = s0 + (s_final - s0) * min(1, floor(e / interval) / floor(E / interval))
@@ -32,7 +32,7 @@ from pruning.mask import Mask
 from pruning.masked import MaskedTraining
 from pruning.select import remove
 from training.hooks import TrainState
-from training.spam_training import SpamHook, SpamHparams
+from training.spam.prior_training import SpamHook, SpamHparams
 
 CRITERIA = ("opd", "post_only")
 

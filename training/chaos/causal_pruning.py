@@ -22,7 +22,7 @@ import torch
 from lyapunov import benjamini_hochberg, granger_tests, largest_lag
 from pruning.mask import Mask
 from pruning.select import remove
-from training.trajectory_recorder import Recording
+from training.chaos.recorder import Recording
 
 FDRS = ("none", "bh")
 INFEASIBLE = ("keep", "prune")
