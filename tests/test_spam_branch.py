@@ -15,7 +15,7 @@ from pruning import prune
 from pruning.mask import Mask
 from pruning.scores.opd import scalar_prior
 from training.calibration import evaluate_calibration
-from training.spam_sweep import masked_copy
+from training.spam.sweep import masked_copy
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import one_line_error
