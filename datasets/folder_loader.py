@@ -87,6 +87,7 @@ class FolderLoader:
         self.num_examples = len(samples)
         self.batch_size = batch_size
         self.num_classes = num_classes
+        self.task = "classification"  # one folder per class
         self.augment = augment
         self.transformation_seed = transformation_seed
         self.device = torch.device(device)

@@ -9,7 +9,8 @@ import torch
 class Loader(Protocol):
     num_examples: int
     batch_size: int
-    num_classes: int
+    num_classes: int  # the number of model outputs
+    task: str  # "classification" (int64 labels) or "regression" (float targets)
 
     def __len__(self) -> int:
         """Iterations per epoch: ceil(num_examples / batch_size); the last batch may be smaller."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Optional
 
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
-from foundations.step import Step, check_step_list_syntax, check_step_syntax
+from foundations.step import Step, check_nonzero_step, check_step_list_syntax, check_step_syntax
 
 
 def check_fraction(value: Optional[float], flag: str, allow_zero: bool = True) -> None:
@@ -108,14 +107,11 @@ class TrainingHparams(Hparams):
 
     def validate(self) -> None:
         if self.training_steps is not None:
-            check_step_syntax(self.training_steps, "training_steps")
-            if not any(int(part) for part in re.findall(r"\d+", self.training_steps)):
-                raise UserError(f"--training_steps={self.training_steps} is no training at all: give at least 1it")
-        for flag in ("warmup_steps", "eval_every"):
-            if getattr(self, flag) is not None:
-                check_step_syntax(getattr(self, flag), flag)
-        if self.eval_every is not None and not any(int(part) for part in re.findall(r"\d+", self.eval_every)):
-            raise UserError(f"--eval_every={self.eval_every} must be at least 1it")
+            check_nonzero_step(self.training_steps, "training_steps")
+        if self.warmup_steps is not None:
+            check_step_syntax(self.warmup_steps, "warmup_steps")
+        if self.eval_every is not None:
+            check_nonzero_step(self.eval_every, "eval_every")
         for flag in ("milestone_steps", "weight_save_steps"):
             if getattr(self, flag) is not None:
                 check_step_list_syntax(getattr(self, flag), flag)

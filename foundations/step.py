@@ -20,6 +20,13 @@ def check_step_syntax(text: str, flag: str = "step") -> None:
         raise UserError(f"--{flag}={text!r} is not a step: write it as '160ep', '500it' or '2ep10it'")
 
 
+def check_nonzero_step(text: str, flag: str) -> None:
+    """Raise UserError unless `text` is a well-formed step of at least one iteration."""
+    check_step_syntax(text, flag)
+    if not any(int(part) for part in _STEP_RE.match(text.strip()).groups() if part):
+        raise UserError(f"--{flag}={text} must be at least 1it")
+
+
 def check_step_list_syntax(text: str, flag: str) -> None:
     """Raise UserError unless `text` is a comma-separated list of step strings."""
     for part in text.split(","):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -17,7 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 import torch
 
 from foundations.errors import UserError
-from foundations.step import check_step_syntax
+from foundations.step import check_nonzero_step
 from platforms.distributed import World, current_world, join
 
 T = TypeVar("T")
@@ -128,9 +127,7 @@ class Platform:
             raise UserError(f"--num_workers={args.num_workers} must be zero or more")
         checkpoint_every = getattr(args, "checkpoint_every", None)
         if checkpoint_every is not None:
-            check_step_syntax(checkpoint_every, "checkpoint_every")
-            if not any(int(part) for part in re.findall(r"\d+", checkpoint_every)):
-                raise UserError(f"--checkpoint_every={checkpoint_every} must be at least 1it")
+            check_nonzero_step(checkpoint_every, "checkpoint_every")
         world, device = join(device)
         sync_batchnorm = getattr(args, "sync_batchnorm", False)
         if sync_batchnorm and world.is_distributed and device.type != "cuda":

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+from training.metrics import read_records
+
 
 class Unreadable:
     """A file that exists but could not be read or parsed."""
@@ -44,22 +46,11 @@ def number(value: Any) -> Optional[float]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The well-formed records of a metrics.jsonl (iteration, step, name, value); a half-written
-    or foreign line is skipped, a missing file is empty."""
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError):
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if (isinstance(record, dict) and isinstance(record.get("iteration"), int)
-                and isinstance(record.get("name"), str) and number(record.get("value")) is not None):
-            records.append(record)
-    return records
+    """The well-formed records of a metrics.jsonl with a numeric value (iteration, step, name,
+    value); a half-written or foreign line is skipped, a missing file is empty."""
+    return [record for record in read_records(path)
+            if isinstance(record["iteration"], int) and isinstance(record["name"], str)
+            and number(record["value"]) is not None]
 
 
 def series(records: list[dict], name: str) -> list[tuple[int, float]]:

@@ -15,6 +15,7 @@ import textwrap
 from typing import Optional
 
 from foundations.errors import UserError
+from platforms.storage import write_text
 from reports import options
 from reports.tables import to_csv
 from reports.targets import Target, parse_target
@@ -94,9 +95,9 @@ def main(argv: list[str]) -> int:
     rows = summary_rows(experiment)
     text = markdown(experiment, rows, title)
     directory = options.output_dir(out, experiment.root, default_name(target, rest))
-    (directory / "report.md").write_text(text)
+    write_text(text, directory / "report.md")
     columns, tidy_rows = tidy(experiment)
-    (directory / "runs.csv").write_text(to_csv(columns, tidy_rows))
+    write_text(to_csv(columns, tidy_rows), directory / "runs.csv")
     written = [directory / "report.md", directory / "runs.csv"]
     written += report_plots.accuracy_vs_density(experiment, rows, directory / "accuracy_vs_density", caption)
     written += report_plots.accuracy_vs_iteration(experiment, directory / "accuracy_vs_iteration", caption)

@@ -47,11 +47,6 @@ class TrainState:
         return Step(self.iteration, self.iterations_per_epoch)
 
     @property
-    def progress(self) -> float:
-        """Training progress in [0, 1]: iterations done over the whole run's iterations."""
-        return self.iteration / self.end_iteration if self.end_iteration else 1.0
-
-    @property
     def at_epoch_end(self) -> bool:
         """True in `after_optimizer_step` when that step finished an epoch."""
         return self.iteration % self.iterations_per_epoch == 0

@@ -10,8 +10,9 @@ Under torchrun (platforms/distributed.py) the same loop runs on every rank: the 
 in DistributedDataParallel for the step, each rank takes its slice of every global batch
 (`--batch_size` stays the global batch), and its loss is its share of the global batch mean
 times the world size, so DDP's average over the ranks is the single-process gradient (up to
-rounding), also for a smaller last batch split unevenly. Evaluation sums every rank's share of the test split, so all ranks
-log the same numbers; the running training loss is pooled only at boundaries; signals are agreed
+rounding), also for a smaller last batch split unevenly. Evaluation sums every rank's share of the
+test split, so all ranks log the same numbers; the running training loss is pooled only at
+boundaries; signals are agreed
 on (SignalVote) so that every rank checkpoints and stops at the same step; only rank 0 writes.
 Hooks see the bare module (`state.model`, never the DDP wrapper) and the whole, unsharded loaders:
 they run on every rank with the same inputs and so stay in step; a hook that writes files should
@@ -107,8 +108,8 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     model.to(device).train()
     optimizer = build_optimizer(h, model)
     schedule = LRSchedule(h, ipe)
-    loss_fn = Loss(h.loss, getattr(train_loader, "task", "classification"), train_loader.num_classes)
-    bounds = Boundaries(h, ipe, start.iteration, end.iteration, getattr(platform, "checkpoint_every", None))
+    loss_fn = Loss(h.loss, train_loader.task, train_loader.num_classes)
+    bounds = Boundaries(h, ipe, start.iteration, end.iteration, platform.checkpoint_every)
     log = MetricLog(out_dir / "metrics.jsonl", enabled=platform.is_primary)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"
                 else contextlib.nullcontext())
@@ -133,7 +134,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                        test_loader=test_loader)
     for hook in hooks:
         hook.on_start(state)
-    forward = data_parallel(model, world, getattr(platform, "sync_batchnorm", False))
+    forward = data_parallel(model, world, platform.sync_batchnorm)
     loss_hooks = [hook for hook in hooks if overrides(hook, "loss_term")]
     before_hooks = [hook for hook in hooks if overrides(hook, "before_optimizer_step")]
     after_hooks = [hook for hook in hooks if overrides(hook, "after_optimizer_step")]
@@ -153,7 +154,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             checkpoint.save_checkpoint(out_dir, model=model, optimizer=optimizer, iteration=iteration,
                                        loss_sum=loss_total, loss_count=loss_count, hooks=hooks)
 
-    with catch_interrupts(getattr(platform, "catch_signals", True)) as interrupt:
+    with catch_interrupts(platform.catch_signals) as interrupt:
         if vote is not None:
             vote.cast(interrupt.signum)
         while True:
@@ -245,7 +246,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                   "seconds_this_session": round(time.time() - started, 3)}
         if parallel:
             record["processes"] = world.world_size
-            record["sync_batchnorm"] = bool(getattr(platform, "sync_batchnorm", False))
+            record["sync_batchnorm"] = platform.sync_batchnorm
         if state.stop_reason is not None:
             record["stopped_early"] = state.stop_reason
         write_json(record, out_dir / "done.json")

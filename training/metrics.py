@@ -19,7 +19,7 @@ def read_records(path: Path) -> Iterator[dict]:
     """The complete records of a metrics.jsonl, skipping a half-written or garbled line."""
     try:
         text = Path(path).read_text()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return
     for line in text.splitlines():
         try:

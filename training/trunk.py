@@ -38,6 +38,7 @@ class Trunk:
         self.seeds = desc.seeds(replicate)
         self.info = datasets_registry.info(desc.dataset.dataset_name)
         self._loaders: dict[str, object] = {}
+        self._done: Optional[dict] = None  # done.json once run() has seen the trunk finished
         if desc.training.precision == "bf16" and platform.device.type != "cuda":
             raise UserError("--precision=bf16 is bf16 autocast on CUDA: use it with a CUDA --device, or drop it")
         if not models_registry.exists(desc.model.model_name):
@@ -119,7 +120,10 @@ class Trunk:
         return run_files.finished(self.dir, self.end_step)
 
     def run(self, wait_for_lock: bool = False, hooks: Sequence[Hook] = ()) -> dict:
-        """Train the trunk unless it is done; returns its done.json."""
+        """Train the trunk unless it is done; returns its done.json. Once seen finished, later
+        calls (every `model_at`) return it without checking the files again."""
+        if self._done is not None:
+            return self._done
         self.check()
         done = self.platform.on_primary(self._open)
         if done is None:
@@ -130,6 +134,7 @@ class Trunk:
                           self.dir, platform=self.platform, data_order_seed=self.seeds["data_order"],
                           hooks=hooks)
                     done = self.done()
+        self._done = done
         return done
 
     def model_at(self, step: Step) -> torch.nn.Module:
