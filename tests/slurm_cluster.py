@@ -50,7 +50,10 @@ def slurm_conf(directory: Path, node: str, munge_socket: Path, message_timeout: 
         "SlurmdUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={munge_socket}",
+        # cred_expire also sets how long Slurm holds a requeued job (default 120 s); a short one lets the
+        # requeue test wait for Slurm itself instead of forcing StartTime=now, which races the revoked
+        # credential of the job's first run ("Job credential revoked": the rerun fails at once)
+        f"AuthInfo=socket={munge_socket},cred_expire=10",
         f"StateSaveLocation={directory / 'state'}",
         f"SlurmdSpoolDir={directory / 'spool'}",
         f"SlurmctldPidFile={directory / 'slurmctld.pid'}",
