@@ -65,6 +65,7 @@ def slurm_conf(directory: Path, node: str, munge_socket: Path, message_timeout: 
         "SwitchType=switch/none",
         "MpiDefault=none",
         "SchedulerType=sched/builtin",
+        "SchedulerParameters=sched_interval=2",  # a requeued job starts soon after its hold, not a minute later
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_CPU",
         "JobAcctGatherType=jobacct_gather/none",
