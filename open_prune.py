@@ -11,19 +11,20 @@ import sys
 from typing import Optional
 
 from foundations.errors import UserError
+from foundations.registry import declared_strings, module_path
 from training.interrupts import Interrupted
 
-
-# Each command is a module with SUMMARY and main(argv); only the one that runs is imported.
+# Each command is a module of cli/ with a SUMMARY literal and main(argv); the listing reads the
+# summaries from the sources, and only the command that runs is imported.
 COMMANDS = {
-    "train": "training.train_command",
-    "branch": "training.branch_command",
-    "submit": "training.submit_command",
-    "runs": "reports.runs_command",
-    "tree": "reports.tree_command",
-    "report": "reports.report_command",
-    "compare-masks": "reports.masks_command",
-    "plot-weights": "reports.weights_command",
+    "train": "cli.train",
+    "branch": "cli.branch",
+    "submit": "cli.submit",
+    "runs": "cli.runs",
+    "tree": "cli.tree",
+    "report": "cli.report",
+    "compare-masks": "cli.compare_masks",
+    "plot-weights": "cli.plot_weights",
 }
 
 
@@ -34,7 +35,8 @@ def _command(name: str):
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: python open_prune.py <command> [flags]   (`<command> --help` lists its flags)", "", "commands:"]
-    lines += [f"  {name:<{width}}  {_command(name).SUMMARY}" for name in COMMANDS]
+    lines += [f"  {name:<{width}}  {declared_strings(module_path(module))['SUMMARY']}"
+              for name, module in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -37,12 +37,12 @@ import models.registry as models_registry  # noqa: E402
 from foundations.bundles import TrainingHparams  # noqa: E402
 from platforms.platform import Platform  # noqa: E402
 from benchmarks.fashion_lenet import timed  # noqa: E402
-from training.branches.chaos_causality import ChaosHparams  # noqa: E402
-from training.chaos.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
+from branches.chaos.chaos_causality import ChaosHparams  # noqa: E402
+from branches.chaos.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
 from training.hooks import Hook  # noqa: E402
 from training.loop import train  # noqa: E402
 from training.losses import Loss  # noqa: E402
-from training.chaos.recorder import TrajectoryRecorder  # noqa: E402
+from branches.chaos.recorder import TrajectoryRecorder  # noqa: E402
 
 MODEL = "fashionmnist_lenet_300_100"
 

@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reports import runs_command  # noqa: E402
-from training.arguments import TRUNK_BUNDLES  # noqa: E402
-from training import imp  # noqa: E402
-from training.branches import oneshot  # noqa: E402
+from cli import runs as runs_command  # noqa: E402
+from foundations.bundles import TRUNK_BUNDLES  # noqa: E402
+from branches.lottery import imp  # noqa: E402
+from branches import oneshot  # noqa: E402
 
 GOAL_SECONDS = 5.0
 LAYERS = {f"layer{i}.conv.weight": 16 * 16 * 9 * (1 + i // 7) ** 2 for i in range(19)} | {"fc.weight": 640}

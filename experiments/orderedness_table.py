@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import open_prune  # noqa: E402
 from platforms.storage import read_json  # noqa: E402
 from pruning import rules  # noqa: E402
-from training.branches import orderedness  # noqa: E402
-from training.branches.base import locate  # noqa: E402
-from training.orderedness_nulls import paired_test  # noqa: E402
-from training.report import print_table  # noqa: E402
+from branches.orderedness import orderedness  # noqa: E402
+from runs.target import branch_target  # noqa: E402
+from branches.orderedness.nulls import paired_test  # noqa: E402
+from foundations.tables import print_table  # noqa: E402
 
 TASKS = {"xor": "xor_complete_5", "sine": "sine_complete_8"}
 RULES = {  # the settings of the table: the examples, the paper code's default damping
@@ -68,8 +68,7 @@ def run_replicate(job: tuple[str, int, str]) -> str:
 def records(task: str, rule: str, replicates: int, root: str) -> list[dict]:
     found = []
     for replicate in range(1, replicates + 1):
-        branch, _ = locate(orderedness.NAME, orderedness.SUMMARY, orderedness.BUNDLES,
-                           argv(task, rule, replicate, root)[2:])
+        branch, _ = branch_target(orderedness.NAME).parse(argv(task, rule, replicate, root)[2:])
         found.append(read_json(branch.dir / orderedness.RESULTS))
     return found
 

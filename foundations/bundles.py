@@ -140,3 +140,8 @@ class TrainingHparams(Hparams):
             if step > end:
                 raise UserError(f"--{flag} has {step} beyond the end of training ({self.training_steps} = {end}): "
                                 f"give steps up to {end}")
+
+
+# The trunk's bundles, by the key under which hparams.json stores each (a branch adds its own).
+TRUNK_BUNDLES: dict[str, type[Hparams]] = {
+    "dataset": DatasetHparams, "model": ModelHparams, "training": TrainingHparams}

@@ -9,18 +9,21 @@ with `torch.load(weights_only=True)`) next to `sparsity.json` (total and per-lay
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
 
+from foundations import paths
 from foundations.errors import UserError
 from platforms.storage import load_torch, save_torch, write_json
 from pruning.validate import considered_layers
 
-MASK_FILE = "mask.pt"
-SPARSITY_FILE = "sparsity.json"
+MASK_FILE = paths.MASK
+SPARSITY_FILE = paths.SPARSITY
 SHUFFLE_SCOPES = ("layerwise", "global")
 
 
@@ -30,6 +33,10 @@ def count_true(tensors: list[torch.Tensor]) -> list[int]:
         return []
     device = tensors[0].device
     return torch.stack([t.count_nonzero().to(device) for t in tensors]).tolist()
+
+
+class UnreadableMask(UserError):
+    """A mask.pt that is missing, truncated or not a dict of bool tensors."""
 
 
 class Mask:
@@ -132,11 +139,34 @@ class Mask:
             write_json(stored.report(), directory / SPARSITY_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> Mask:
-        tensors = load_torch(Path(directory) / MASK_FILE)
-        if not isinstance(tensors, dict):
-            raise ValueError(f"{Path(directory) / MASK_FILE} does not hold a dict of bool tensors")
+    def read(cls, path: Path) -> Mask:
+        """The mask in a mask.pt file; UnreadableMask when it is missing, truncated or foreign."""
+        try:
+            tensors = load_torch(path)
+        except Exception as error:  # missing, truncated or not a torch file
+            raise UnreadableMask(f"{path} cannot be read as a mask ({type(error).__name__}); is it a half-written "
+                                 f"file?") from None
+        if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.bool
+                                                   for t in tensors.values()):
+            raise UnreadableMask(f"{path} is not a mask (a dict of bool tensors)")
         return cls(tensors)
+
+    @classmethod
+    def load(cls, directory: Path) -> Mask:
+        """The mask saved in a run directory (UnreadableMask when it cannot be read)."""
+        return cls.read(Path(directory) / MASK_FILE)
+
+    @classmethod
+    def load_if_readable(cls, directory: Path) -> Optional[Mask]:
+        """The mask saved in `directory`, or None when there is none or it is damaged (saying so):
+        every saved mask is a deterministic function of its inputs, so the caller recomputes it."""
+        if not cls.exists(directory):
+            return None
+        try:
+            return cls.load(directory)
+        except UnreadableMask:
+            print(f"open_prune: {Path(directory) / MASK_FILE} is unreadable; recomputing the mask", file=sys.stderr)
+            return None
 
     @staticmethod
     def exists(directory: Path) -> bool:

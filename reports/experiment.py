@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from foundations import paths
 from foundations.errors import UserError
 from foundations.grid import parse_grid
 from reports.readers import read_metrics, series
 from reports.rundirs import State, check_root, state_of
-from reports.targets import Located, Target, branch_target
+from runs.target import Located, Target, branch_target
 
 ALIASES = {"replicates": "replicate"}
 X_FLAG = "prune_fraction"
@@ -114,7 +115,7 @@ def _result(role: str, label: str, config: dict, located: Located, level: Option
         return Result(role, label, config, located.replicate, level, x, path, command, State("missing"))
     holders = (located.run_dir,) if located.levels is not None else ()
     state = state_of(path, dense=dense, lock_holders=holders)
-    metrics = (located.trunk_dir if level == 0 and not (path / "metrics.jsonl").exists() else path) / "metrics.jsonl"
+    metrics = (located.trunk_dir if level == 0 and not (path / paths.METRICS).exists() else path) / paths.METRICS
     curve = series(read_metrics(metrics), "test_accuracy")
     return Result(role, label, config, located.replicate, level, x, path, command, state,
                   max((v for _, v in curve), default=None), curve)

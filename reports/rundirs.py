@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from foundations import paths
+from foundations.bundles import TRUNK_BUNDLES
 from foundations.errors import UserError
 from reports.readers import number, read_json, read_metrics
 
-TRAIN_DIR = re.compile(r"^train_[0-9a-f]{12,}$")
-REPLICATE_DIR = re.compile(r"^replicate_(\d+)$")
-BRANCH_DIR = re.compile(r"^branch_(.+)_([0-9a-f]{12,})$")
-LEVEL_DIR = re.compile(r"^level_(\d+)$")
 STATUSES = ("done", "partial", "running", "failed", "corrupt")
-TRUNK_BUNDLES = ("dataset", "model", "training")
 
 
 @dataclass
@@ -106,7 +102,7 @@ def is_locked(directory: Path) -> bool:
 
 
 def _last_step(directory: Path) -> Optional[str]:
-    records = read_metrics(directory / "metrics.jsonl")
+    records = read_metrics(directory / paths.METRICS)
     return str(records[-1].get("step", records[-1]["iteration"])) if records else None
 
 
@@ -118,25 +114,26 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
     directory = Path(directory)
     if names is None:
         names = _listing(directory)
-    sparsity = read_json(directory / "sparsity.json") if "sparsity.json" in names else None
+    sparsity = read_json(directory / paths.SPARSITY) if paths.SPARSITY in names else None
     density = number(sparsity.get("density")) if isinstance(sparsity, dict) else None
-    if dense and density is None and "mask.pt" not in names:
+    if dense and density is None and paths.MASK not in names:
         density = 1.0
-    if "done.json" in names:
-        done = read_json(directory / "done.json")
-        if isinstance(done, dict) and isinstance(done.get("metrics"), dict):
-            return State("done", number(done["metrics"].get("test_accuracy")), density, done.get("final_step"))
-        if isinstance(done, dict) and isinstance(done.get("branch"), dict):  # a branch's own record
-            return State("done", None, density, done.get("final_step"))
+    for name in (paths.DONE, paths.BRANCH_DONE):  # the training run's result, else the branch's marker
+        if name not in names:
+            continue
+        done = read_json(directory / name)
+        if isinstance(done, dict) and (name == paths.BRANCH_DONE or isinstance(done.get("metrics"), dict)):
+            metrics = done.get("metrics") if isinstance(done.get("metrics"), dict) else {}
+            return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"))
         if done is not None:  # None: removed between the listing and the read
-            return State("corrupt", None, density, None, "done.json is unreadable")
+            return State("corrupt", None, density, None, f"{name} is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):
         return State("running", None, density, _last_step(directory))
-    if "failed.json" in names:
-        failed = read_json(directory / "failed.json")
+    if paths.FAILED in names:
+        failed = read_json(directory / paths.FAILED)
         failed = failed if isinstance(failed, dict) else {}
         return State("failed", None, density, failed.get("step") or _last_step(directory),
-                     str(failed.get("reason", "failed.json")))
+                     str(failed.get("reason", paths.FAILED)))
     return State("partial", None, density, _last_step(directory))
 
 
@@ -172,11 +169,11 @@ def read_run(path: Path, root: Path) -> Run:
     """One trunk or branch directory, and its levels if it has any."""
     path = Path(path)
     names = _listing(path)
-    raw = read_json(path / "hparams.json") if "hparams.json" in names else None
+    raw = read_json(path / paths.HPARAMS) if paths.HPARAMS in names else None
     readable = isinstance(raw, dict) and isinstance(raw.get("hparams"), dict)
     stored = raw if readable else {}
-    branch = BRANCH_DIR.match(path.name)
-    replicate = REPLICATE_DIR.match(path.parent.name)
+    branch = paths.BRANCH_DIR.match(path.name)
+    replicate = paths.REPLICATE_DIR.match(path.parent.name)
     kind = str(stored.get("kind") or (f"branch_{branch[1]}" if branch else "train"))
     run = Run(path=path, root=Path(root), kind=kind,
               replicate=stored.get("replicate", int(replicate[1]) if replicate else None),
@@ -184,12 +181,12 @@ def read_run(path: Path, root: Path) -> Run:
               parent_hash=stored.get("parent_hash"),
               hparams={k: v for k, v in stored.get("hparams", {}).items() if isinstance(v, dict)},
               state=State("corrupt"))
-    level_dirs = [(int(m[1]), Path(e.path)) for e in _subdirs(path) if (m := LEVEL_DIR.match(e.name))]
+    level_dirs = [(level, Path(e.path)) for e in _subdirs(path) if (level := paths.level_of(e.name)) is not None]
     if level_dirs or "imp" in run.hparams:
         locked = (path,)
         run.levels = [Level(n, d, state_of(d, lock_holders=locked)) for n, d in sorted(level_dirs)]
         expected = run.hparams.get("imp", {}).get("levels")
-        own = state_of(path, names - {"done.json"})
+        own = state_of(path, names - {paths.DONE, paths.BRANCH_DONE})
         run.state = _aggregate(run.levels, expected if isinstance(expected, int) else None, own)
     else:
         run.state = state_of(path, names, dense=run.is_trunk)
@@ -204,14 +201,14 @@ def find_runs(root: Path) -> list[Run]:
     """Every trunk and branch under `root`: by trunk and replicate, the trunk before its branches."""
     runs = []
     for train in _subdirs(root):
-        if not TRAIN_DIR.match(train.name):
+        if not paths.TRAIN_DIR.match(train.name):
             continue
         for replicate in _subdirs(Path(train.path)):
-            if not REPLICATE_DIR.match(replicate.name):
+            if not paths.REPLICATE_DIR.match(replicate.name):
                 continue
-            children = sorted(_subdirs(Path(replicate.path)), key=lambda e: (e.name != "main", e.name))
+            children = sorted(_subdirs(Path(replicate.path)), key=lambda e: (e.name != paths.TRUNK_DIR, e.name))
             for child in children:
-                if child.name == "main" or BRANCH_DIR.match(child.name):
+                if child.name == paths.TRUNK_DIR or paths.BRANCH_DIR.match(child.name):
                     runs.append(read_run(Path(child.path), root))
     return runs
 
@@ -221,7 +218,7 @@ def run_tree_ancestor(path: Path) -> Optional[Path]:
     directory or one holding hparams.json), or None."""
     path = Path(path).expanduser().absolute()
     for candidate in (path, *path.parents):
-        if TRAIN_DIR.match(candidate.name) or (candidate / "hparams.json").is_file():
+        if paths.TRAIN_DIR.match(candidate.name) or (candidate / paths.HPARAMS).is_file():
             return candidate
     return None
 
@@ -236,10 +233,10 @@ def check_root(root: Path) -> Path:
         raise UserError(f"--root={root} is a file, not a directory of runs")
     inside = run_tree_ancestor(root)
     if inside is not None:
-        top = next((p for p in (inside, *inside.parents) if TRAIN_DIR.match(p.name)), inside)
+        top = next((p for p in (inside, *inside.parents) if paths.TRAIN_DIR.match(p.name)), inside)
         raise UserError(f"--root={root} is inside a run tree; the root is the directory above "
                         f"{top.name}: --root={top.parent}")
     entries = [e for e in _listing(root) if not e.startswith(".") and e != "reports"]
-    if entries and not any(TRAIN_DIR.match(e) for e in entries):
+    if entries and not any(paths.TRAIN_DIR.match(e) for e in entries):
         raise UserError(f"--root={root} holds no train_<hash> run directories: it is not a root of open_prune runs")
     return root

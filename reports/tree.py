@@ -8,11 +8,11 @@ tickets it controls (same trunk, same replicate, same IMP hparams apart from the
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from reports.rundirs import TRUNK_BUNDLES, Run, State
+from foundations.bundles import TRUNK_BUNDLES
+from reports.rundirs import Run, State
 from reports.tables import cell, hparam_text
 
 
@@ -48,16 +48,13 @@ class Node:
 
 def branch_defaults(kinds: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """{kind: {bundle key: {field: default}}} for the branches of these kinds, importing only
-    their modules (training/branches/<name>.py, else whatever the registry finds)."""
+    their modules (a kind no branch has, written by another version perhaps, has none)."""
+    from runs.registry import BRANCHES
+
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in kinds:
         name = kind[len("branch_"):]
-        try:
-            module = importlib.import_module(f"training.branches.{name}")
-        except ImportError:
-            from training.branches.registry import all_branches
-            module = all_branches().get(name)
-        bundles = getattr(module, "BUNDLES", {}) if getattr(module, "NAME", name) == name else {}
+        bundles = BRANCHES.get(name).BUNDLES if name in BRANCHES.entries else {}
         found[kind] = {key: {f.name: f.default for f in fields(cls)} for key, cls in bundles.items()}
     return found
 

@@ -9,11 +9,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any, Optional
 
+from foundations.bundles import TRUNK_BUNDLES
 from foundations.errors import UserError
 from foundations.hparams import Hparams
 
 SPECIAL = ("kind", "status", "replicate", "level")
 _MISSING = object()
+
+
+def conditions(items: list[str], runs: list) -> dict[str, list[str]]:
+    """The --where conditions over `runs`: a key may be a field of the listed runs or of the
+    trunk's bundles, or (looked up, importing every branch, only when it is neither) of a branch's."""
+    from runs.registry import BRANCHES
+
+    def branch_keys() -> set[str]:
+        return known_keys(cls for module in BRANCHES.all().values() for cls in module.BUNDLES.values())
+
+    seen = {key for run in runs for key in run.fields()}
+    return parse(items, known_keys(TRUNK_BUNDLES.values(), seen), branch_keys)
 
 
 def known_keys(bundle_classes: Iterable[type[Hparams]], seen: Iterable[str] = ()) -> set[str]:

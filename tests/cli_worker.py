@@ -40,19 +40,19 @@ def main(argv: list[str]) -> int:
 
     from foundations.errors import UserError
     from training.interrupts import Interrupted
-    from training.submit_plan import run_here
+    from runs.target import run_here
 
     finals: list[dict] = []
     if observe:
-        import training.branches.base
-        import training.trunk
+        import runs.branch
+        import runs.trunk
 
-        def observed(model, *args, _train=training.trunk.train, **kwargs):
+        def observed(model, *args, _train=runs.trunk.train, **kwargs):
             result = _train(model, *args, **kwargs)
             finals.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
             return result
 
-        training.trunk.train = training.branches.base.train = observed
+        runs.trunk.train = runs.branch.train = observed
     try:
         code = run_here(argv)
     except UserError as error:

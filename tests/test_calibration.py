@@ -1,4 +1,4 @@
-"""training.calibration: accuracy, NLL, Brier and ECE against hand-computed cases and torchmetrics."""
+"""branches.spam.calibration: accuracy, NLL, Brier and ECE against hand-computed cases and torchmetrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from foundations.errors import UserError
-from training.calibration import CalibrationSums, calibration_metrics
+from branches.spam.calibration import CalibrationSums, calibration_metrics
 
 
 def logits_of(probabilities: list[list[float]]) -> torch.Tensor:

@@ -21,9 +21,10 @@ from statsmodels.tsa.stattools import grangercausalitytests
 
 import datasets.registry
 import open_prune
-import training.branches.chaos_causality as chaos
+import branches.chaos.chaos_causality as chaos
 from lyapunov import windowed_exponents
-from training.branches import base
+import runs.branch as base
+from runs.target import branch_target
 from training.hooks import Hook
 
 FLAGS = ["--default_hparams=iris_sigmoid_6", "--training_steps=6ep", "--window=40", "--maxlag=3", "--quiet"]
@@ -97,7 +98,7 @@ def finished(root) -> tuple[Path, Spy]:
 def test_the_files_and_the_pinned_hash(finished):
     path, _ = finished
     for name in ("exponents.pt", "risk.json", "pvalues.pt", "causality.json", "mask.pt", "sparsity.json",
-                 "table.csv", "table.json", "hparams.json", "done.json"):
+                 "table.csv", "table.json", "hparams.json", "branch_done.json"):
         assert (path / name).exists(), name
     for sub in ("analysis", "legcnet", "random", "magnitude"):
         assert (path / sub / "done.json").exists(), sub
@@ -124,8 +125,8 @@ def test_ring_buffer_exponents_equal_the_whole_trajectory_windowed(finished):
 
 def test_risk_is_the_held_out_misclassification_at_each_window_end(finished):
     path, spy = finished
-    branch, _ = base.locate(chaos.NAME, chaos.SUMMARY, chaos.BUNDLES, [*FLAGS, "--device=cpu"])
-    trunk = branch.trunk  # locate puts the branch on its risk trunk
+    branch, _ = branch_target(chaos.NAME).parse([*FLAGS, "--device=cpu"])
+    trunk = branch.trunk  # parsing puts the branch on its risk trunk
     assert trunk.desc.dataset.validation_fraction is not None
     whole_desc = dataclasses.replace(trunk.desc, dataset=trunk.desc.dataset.replace(validation_fraction=None))
     val, train = trunk.loader("val"), trunk.loader("train")
@@ -231,7 +232,7 @@ def test_a_rerun_trains_nothing_and_prints_the_same_table(root, finished, monkey
     code, out, err = cli(root, "branch", "chaos-causality", *FLAGS)
     assert code == 0, err
     assert "LEGCNet" in out and (path / "table.csv").read_text() == first
-    changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t and p.name not in ("done.json", ".lock")]
+    changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t and p.name not in ("branch_done.json", ".lock")]
     assert not changed, changed
 
 
@@ -323,8 +324,7 @@ def test_a_regression_dataset_is_refused_with_advice_that_works(tmp_path):
 @pytest.mark.parametrize("recipe, window", [("iris_sigmoid_6", 160), ("breastcancer_sigmoid_6", 200),
                                             ("fashionmnist_sigmoid_50_30", 50), ("fashionmnist_lenet_300_100", 50)])
 def test_the_recipes_carry_the_papers_windows(tmp_path, recipe, window):
-    branch, _ = base.locate(chaos.NAME, chaos.SUMMARY, chaos.BUNDLES,
-                            [f"--default_hparams={recipe}", f"--root={tmp_path}", "--device=cpu"])
+    branch, _ = branch_target(chaos.NAME).parse([f"--default_hparams={recipe}", f"--root={tmp_path}", "--device=cpu"])
     assert branch.bundles["chaos"].window == window
     assert branch.bundles["chaos"].window == chaos.ChaosHparams(window=window).window
     assert chaos.ChaosHparams().lyapunov_options()["tol"] == pytest.approx(9.5e-6)  # 6-decimal grid: < 1e-5

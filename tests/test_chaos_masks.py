@@ -1,4 +1,4 @@
-"""From a recording to masks (training/chaos/causal_pruning.py) on hand-built series, against
+"""From a recording to masks (branches/chaos/causal_pruning.py) on hand-built series, against
 statsmodels: p-values, the weights it refuses to test (kept or pruned as asked), the
 Benjamini-Hochberg adjustment over the testable weights only, and the controls' counts."""
 
@@ -14,9 +14,9 @@ from statsmodels.tools.sm_exceptions import InfeasibleTestError
 from statsmodels.tsa.stattools import grangercausalitytests
 
 from pruning.mask import Mask
-from training.chaos.causal_pruning import (granger_causality, magnitude_control, mask_pruning, random_control,
+from branches.chaos.causal_pruning import (granger_causality, magnitude_control, mask_pruning, random_control,
                                      usable_maxlag)
-from training.chaos.recorder import Recording
+from branches.chaos.recorder import Recording
 
 N, MAXLAG = 30, 3
 

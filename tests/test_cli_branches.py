@@ -218,7 +218,7 @@ FIXED_ONESHOT_HASH = "c455d66198625304d58c"  # pinned: names run dirs on users d
 
 
 def test_a_killed_branch_resumes_bitwise(cli, tmp_path, monkeypatch):
-    import training.branches.base as base
+    import runs.branch as base
     whole = branch(cli, "iterative", "--levels=2")
     real_train = base.train
 

@@ -101,13 +101,13 @@ def test_a_killed_run_resumes_bitwise_equal(cli, tmp_path, monkeypatch, kill_at)
     def train_then_kill(*args, **kwargs):
         return real_train(*args, **{**kwargs, "hooks": [*kwargs.get("hooks", ()), Kill(kill_at)]})
 
-    import training.trunk
-    monkeypatch.setattr(training.trunk, "train", train_then_kill)
+    import runs.trunk
+    monkeypatch.setattr(runs.trunk, "train", train_then_kill)
     code, _, err = cli("train", *TINY, "--eval_every=3it", root_dir=tmp_path / "killed")
     assert code == 130 and "resume" in err
     killed_dir = next((tmp_path / "killed").rglob("main"))
     assert (killed_dir / "checkpoint.pt").exists() and not (killed_dir / "done.json").exists()
-    monkeypatch.setattr(training.trunk, "train", real_train)
+    monkeypatch.setattr(runs.trunk, "train", real_train)
     assert cli("train", *TINY, "--eval_every=3it", root_dir=tmp_path / "killed")[0] == 0
     whole_dir = next((tmp_path / "whole").rglob("main"))
     for name in ("model_ep3_it0.pt", "model_ep0_it0.pt"):
@@ -206,9 +206,9 @@ class Poison(Hook):
 
 
 def test_divergence_keeps_the_last_good_checkpoint(cli, monkeypatch):
-    import training.trunk
+    import runs.trunk
     real_train = loop.train
-    monkeypatch.setattr(training.trunk, "train",
+    monkeypatch.setattr(runs.trunk, "train",
                         lambda *a, **k: real_train(*a, **{**k, "hooks": [*k.get("hooks", ()), Poison(5)]}))
     code, _, err = cli("train", *TINY)
     one_line_error(code, err, "before step 2ep0it", "last good checkpoint")

@@ -128,14 +128,14 @@ def test_done_json_that_cannot_be_rebuilt_is_moved_aside_and_the_run_trains_agai
 
 
 def test_a_half_written_metrics_line_does_not_stop_a_resume(cli, tmp_path, monkeypatch):
-    import training.trunk
+    import runs.trunk
     from training import loop
     real = loop.train
     cli("train", *TINY, root_dir=tmp_path / "whole")
-    monkeypatch.setattr(training.trunk, "train",
+    monkeypatch.setattr(runs.trunk, "train",
                         lambda *a, **k: real(*a, **{**k, "hooks": [*k.get("hooks", ()), Kill(6)]}))
     assert cli("train", *TINY, root_dir=tmp_path / "killed")[0] == 130
-    monkeypatch.setattr(training.trunk, "train", real)
+    monkeypatch.setattr(runs.trunk, "train", real)
     killed = next((tmp_path / "killed").rglob("main"))
     with open(killed / "metrics.jsonl", "a") as handle:
         handle.write('{"iteration": 6, "step": "1ep2it", "na')  # a kill in the middle of an append
@@ -145,13 +145,13 @@ def test_a_half_written_metrics_line_does_not_stop_a_resume(cli, tmp_path, monke
 
 
 def test_a_corrupt_checkpoint_advice_works_when_followed(cli, tmp_path, monkeypatch):
-    import training.trunk
+    import runs.trunk
     from training import loop
     real = loop.train
-    monkeypatch.setattr(training.trunk, "train",
+    monkeypatch.setattr(runs.trunk, "train",
                         lambda *a, **k: real(*a, **{**k, "hooks": [*k.get("hooks", ()), Kill(6)]}))
     assert cli("train", *TINY)[0] == 130
-    monkeypatch.setattr(training.trunk, "train", real)
+    monkeypatch.setattr(runs.trunk, "train", real)
     run = location(cli, "train", *TINY)
     truncate(run / "checkpoint.pt", keep=30)
     code, _, err = cli("train", *TINY)

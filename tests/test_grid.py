@@ -9,8 +9,9 @@ import pytest
 
 from foundations.errors import UserError
 from foundations.grid import expand, parse_grid
-from training.arguments import TRUNK_BUNDLES, build_parser
-from training.branches import oneshot
+from foundations.bundles import TRUNK_BUNDLES
+from runs.flags import build_parser
+from branches import oneshot
 
 BUNDLES = {**TRUNK_BUNDLES, **oneshot.BUNDLES}
 

@@ -19,7 +19,7 @@ from pruning.mask import Mask
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import Kill, one_line_error
-from training.interpolation import alphas, barrier, barrier_above_chord, evaluate_path, interpolate_states
+from branches.instability.interpolation import alphas, barrier, barrier_above_chord, evaluate_path, interpolate_states
 from training.losses import Loss, evaluate
 
 
@@ -128,13 +128,14 @@ def test_two_copies_from_init_their_curve_and_a_rerun_that_trains_nothing(cli, d
     midpoint = evaluate(model, tiny_loaders(dataset_root)[1], Loss(None, "classification", 10))
     assert points[5]["test_loss"] == pytest.approx(midpoint["test_loss"], rel=1e-5)
 
-    summary = done(path)  # the barriers as the branch's metrics, with the branch's table
-    assert summary["metrics"]["error_barrier"] == entry["error_barrier"] and summary["branch"]["rows"]
+    summary = json.loads((path / "branch_done.json").read_text())  # the branch's marker: barriers and table
+    assert summary["metrics"]["error_barrier"] == entry["error_barrier"] and summary["rows"]
+    assert not (path / "done.json").exists()  # done.json is the training loop's alone
 
     table = pd.read_csv(path / "curve.csv")  # tidy, through pandas
     assert list(table.network.unique()) == ["dense"] and table.test_error.tolist() == errors
 
-    stamps = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file() and p.name not in ("done.json", ".lock")}
+    stamps = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file() and p.name not in ("branch_done.json", ".lock")}
     again, out = instability(cli, "--from_step=0ep")
     assert again == path and "barrier" in out
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing trained or rewritten
@@ -180,7 +181,7 @@ def test_under_a_mask_pruned_weights_stay_zero_on_the_whole_line_beside_the_cont
     reinit_start = load(path / "reinit" / "copy_a" / "model_ep0_it0.pt")
     kept = mask["fc_layers.0.weight"]
     assert not torch.equal(reinit_start["fc_layers.0.weight"][kept], trunk_init["fc_layers.0.weight"][kept])
-    metrics = done(path)["metrics"]
+    metrics = json.loads((path / "branch_done.json").read_text())["metrics"]
     assert metrics["error_barrier"] == record["mask"]["error_barrier"]
     assert metrics["reinit_error_barrier"] == record["reinit"]["error_barrier"]
     densities = {name: entry["density"] for name, entry in record.items()}
@@ -188,7 +189,7 @@ def test_under_a_mask_pruned_weights_stay_zero_on_the_whole_line_beside_the_cont
 
 
 def test_a_killed_copy_resumes_bitwise(cli, tmp_path, monkeypatch):
-    import training.branches.base as base
+    import runs.branch as base
     whole, _ = instability(cli, "--from_step=0ep", "--points=3")
     real_train = base.train
 

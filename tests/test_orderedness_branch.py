@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import training.branches.orderedness as branch_module
-from training import step_rules
+import branches.orderedness.orderedness as branch_module
+from branches.orderedness import step_rules
 from models import registry
 from orderedness import brute_force_orderedness, permute
 from pruning.rules.random import RandomMask

@@ -10,8 +10,8 @@ import torch
 
 from orderedness import brute_force_orderedness, exact_orderedness, shuffled_entries
 from pruning import rules
-from training.orderedness_nulls import (compare, keep_largest, keep_random, null_pruning, paired_test, replay)
-from training.step_rules import progress_schedule
+from branches.orderedness.nulls import (compare, keep_largest, keep_random, null_pruning, paired_test, replay)
+from branches.orderedness.step_rules import progress_schedule
 
 
 def test_progress_is_epoch_over_epochs_or_steps_over_steps():

@@ -64,7 +64,7 @@ def _train(root: Root, *argv: str) -> None:
 
 def _killed(root: Root, *argv: str) -> Path:
     """A trunk interrupted after step 6 (its epoch-1 checkpoint on disk, no done.json)."""
-    import training.trunk as trunk
+    import runs.trunk as trunk
 
     real = trunk.train
     with pytest.MonkeyPatch.context() as patch:

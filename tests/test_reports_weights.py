@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reports import weight_figures
-from reports.weights_command import iterations_per_epoch, pick
+from cli.plot_weights import iterations_per_epoch, pick
 from tests.test_reports_root import colours, one_line_error, reports_root, run_cli  # noqa: F401 (fixture)
 
 

@@ -73,10 +73,8 @@ def test_oneshot_opd_prunes_the_lowest_opd_of_the_trained_trunk(cli, dataset_roo
     mask = load(path / "mask.pt")
     assert sum(int(m.sum()) for m in mask.values()) == round(0.3 * sum(m.numel() for m in mask.values()))
     # oracle: the same score by hand on the trunk's final weights and the whole training set
-    import training.branches.base as base
-    branch, _ = base.locate("oneshot", "", {}, [*TINY, f"--root={cli.root}", f"--dataset_root={dataset_root}",
-                                               "--device=cpu"])
-    trunk = branch.trunk
+    from runs.target import train_target
+    trunk, _ = train_target().parse([*TINY, f"--root={cli.root}", f"--dataset_root={dataset_root}", "--device=cpu"])
     model = trunk.model_at(trunk.end_step)
     assert trunk.desc.training.weight_decay == 1e-4  # the prior comes from the trunk's weight decay
     by_hand = scores.get("opd")(model, Mask.ones_like(model), ScoringData(examples=trunk.loader(True),

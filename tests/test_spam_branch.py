@@ -14,8 +14,8 @@ from bayes import fit_curvature, posterior_precision_diagonal
 from pruning import prune
 from pruning.mask import Mask
 from pruning.scores.opd import scalar_prior
-from training.calibration import evaluate_calibration
-from training.spam.sweep import masked_copy
+from branches.spam.calibration import evaluate_calibration
+from branches.spam.sweep import masked_copy
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import one_line_error
@@ -30,10 +30,10 @@ def cell(path: Path, name: str) -> dict:
 
 
 def stamps(path: Path) -> dict[str, int]:
-    """Modification times of every file of a branch but its lock and its own done.json (which
-    branch_main rewrites with the options of each command)."""
+    """Modification times of every file of a branch but its lock and its own branch_done.json (which
+    every command rewrites with its options)."""
     return {str(p): p.stat().st_mtime_ns for p in path.rglob("*")
-            if p.is_file() and p.name != ".lock" and p != path / "done.json"}
+            if p.is_file() and p.name != ".lock" and p != path / "branch_done.json"}
 
 
 def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):

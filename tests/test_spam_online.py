@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import training.spam.prior_training as spam_training
+import branches.spam.prior_training as spam_training
 from foundations.errors import UserError
-from training.spam.online_pruning import scheduled_sparsity
+from branches.spam.online_pruning import scheduled_sparsity
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import Kill, one_line_error

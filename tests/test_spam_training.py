@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import training.branches.base as base
-import training.spam.prior_training as spam_training
+from runs.target import branch_target
+import branches.spam.prior_training as spam_training
 from bayes import fit_and_update_prior, make_prior, posterior_precision_diagonal
-from training.branches import spam
+from branches.spam import spam
 from training.hooks import TrainState
-from training.spam.prior_training import SpamHook, SpamHparams
+from branches.spam.prior_training import SpamHook, SpamHparams
 from tests.conftest import TINY
 from tests.test_cli_branches import load, location
 from tests.test_cli_train import Kill
@@ -25,8 +25,8 @@ ONE_UPDATE = [*TINY, "--prior=unit", "--curvature=diag_ggn", "--marglik_frequenc
 
 
 def trunk_of(cli, dataset_root, argv):
-    branch, _ = base.locate(spam.NAME, spam.SUMMARY, spam.BUNDLES,
-                            [*argv, f"--root={cli.root}", f"--dataset_root={dataset_root}", "--device=cpu"])
+    branch, _ = branch_target(spam.NAME).parse([*argv, f"--root={cli.root}", f"--dataset_root={dataset_root}",
+                                                "--device=cpu"])
     return branch.trunk
 
 

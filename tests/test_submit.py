@@ -1,4 +1,4 @@
-"""`submit` without a cluster: the grid it expands, what counts as done (a branch's done.json
+"""`submit` without a cluster: the grid it expands, what counts as done (a branch's branch_done.json
 with its unhashed options), --local, the sbatch script it writes, and every bad input as one
 line with exit code 2 and nothing written. (tests/test_slurm.py submits to a real Slurm.)"""
 
@@ -17,7 +17,7 @@ from platforms.slurm import time_minutes
 from tests.conftest import TINY
 from tests.slurm_cluster import slurm_conf
 from tests.test_cli_train import one_line_error
-from training.submit_task import GridTask
+from runs.grid_task import GridTask
 
 
 GRID_FLAGS = ("--strategy=", "--prune_fraction=", "--replicate=", "--levels=")
@@ -52,7 +52,7 @@ def test_more_levels_are_not_done_and_the_branch_marker_holds_its_table(cli):
     code, out, err = cli("submit", "--dry_run", "--", "branch", "iterative", *TINY, "--levels=1,2")
     assert code == 0 and "# 1 of 2 runs to do (1 already done)" in err and commands(out) == [["--levels=2"]]
     branch_dir = Path(cli("branch", "iterative", *TINY, "--levels=1", "--display_output_location")[1].strip())
-    marker = json.loads((branch_dir / "done.json").read_text())["branch"]
+    marker = json.loads((branch_dir / "branch_done.json").read_text())
     assert marker["options"] == {"imp": {"levels": 1}}
     pruned, kept = 784 * 16 + 16 * 8, 8 * 10  # LeNet 16-8 keeps its output layer in IMP
     density = (pruned - round(0.2 * pruned) + kept) / (pruned + kept)
@@ -95,7 +95,7 @@ def test_a_requeued_task_runs_the_same_command_again():
 
 @pytest.mark.parametrize("argv, needle", [
     (["submit", "train"], "needs the command after --"),
-    (["submit", "--", "branch", "nosuch"], "branch needs one of its names"),
+    (["submit", "--", "branch", "nosuch"], "unknown branch"),
     (["submit", "--", "train", *TINY, "--replicate=5-1"], "neither an integer nor a range"),
     (["submit", "--", "train", *TINY, "--replicate=1-x"], "neither an integer nor a range"),
     (["submit", "--slurm_partitionn=gpu", "--", "train", *TINY], "unknown Slurm option --slurm_partitionn"),

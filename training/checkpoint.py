@@ -9,16 +9,17 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from foundations import paths
 from foundations.errors import UserError
 from foundations.step import Step
 from platforms.storage import load_torch, save_torch
 from training.hooks import Hook
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = paths.CHECKPOINT
 
 
 def model_filename(step: Step) -> str:
-    return f"model_ep{step.ep}_it{step.it}.pt"
+    return paths.model_file(step.ep, step.it)
 
 
 def save_model(model: torch.nn.Module, out_dir: Path, step: Step) -> Path:

@@ -10,7 +10,7 @@ The handler that was installed before ours is kept with the exception (`handler_
 caller that runs training under another protocol passes the signal on to it once the checkpoint
 is on disk. That is how a Slurm task submitted through submitit requeues itself: submitit's own
 SIGUSR1 handler (its checkpoint-and-requeue) runs after ours has checkpointed
-(training/submit_task.py).
+(runs/grid_task.py).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import torch
 
 from foundations.bundles import TrainingHparams
+from foundations import paths
 from foundations.errors import UserError
 from foundations.step import Step
 from platforms.distributed import World, data_parallel
@@ -43,7 +44,6 @@ from training.metrics import MetricLog
 from training.optimizers import LRSchedule, build_optimizer
 from training.progress import Progress
 
-FAILED = "failed.json"
 
 
 class TrainingDiverged(UserError):
@@ -110,7 +110,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     schedule = LRSchedule(h, ipe)
     loss_fn = Loss(h.loss, train_loader.task, train_loader.num_classes)
     bounds = Boundaries(h, ipe, start.iteration, end.iteration, platform.checkpoint_every)
-    log = MetricLog(out_dir / "metrics.jsonl", enabled=platform.is_primary)
+    log = MetricLog(out_dir / paths.METRICS, enabled=platform.is_primary)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"
                 else contextlib.nullcontext())
 
@@ -249,9 +249,9 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             record["sync_batchnorm"] = platform.sync_batchnorm
         if state.stop_reason is not None:
             record["stopped_early"] = state.stop_reason
-        write_json(record, out_dir / "done.json")
+        write_json(record, out_dir / paths.DONE)
         (out_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
-        (out_dir / FAILED).unlink(missing_ok=True)
+        (out_dir / paths.FAILED).unlink(missing_ok=True)
     world.barrier()  # done.json is on disk for every rank that reads it next
     return last_metrics
 
@@ -284,4 +284,4 @@ def _record_failure(out_dir: Path, platform: Platform, step: Step, loss: float) 
     """failed.json says why a run stopped, for the reading commands (the checkpoint stays)."""
     if platform.is_primary:
         write_json({"reason": "diverged", "step": str(step), "iteration": step.iteration, "train_loss": str(loss)},
-                   out_dir / FAILED)
+                   out_dir / paths.FAILED)

@@ -1,0 +1,91 @@
+"""Controls for the lottery ticket: for each level of an iterative branch with the same flags,
+train a network that keeps something of the ticket and destroys the rest.
+
+  --control=reinit             the ticket's mask, freshly initialized weights
+  --control=shuffle_layerwise  the ticket's weights at init, its mask shuffled within each layer
+  --control=shuffle_global     the same, shuffled across all pruned layers
+  --control=sign               the ticket's mask, each weight at init replaced by its sign times
+                               the standard deviation of its layer's initial weights
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from foundations import paths
+from foundations.hparams import Hparams, hparam
+from foundations.seeds import derive_seed
+from platforms.lock import run_lock
+from pruning.mask import Mask
+from branches.lottery import iterative
+from runs.branch import Branch, load_mask, row, train_masked
+from branches.lottery.imp import write_level_zero
+
+NAME = "reinitialize"
+SUMMARY = "controls for each IMP level: reinit, shuffled masks (layerwise/global), or signed constants"
+CONTROLS = ("reinit", "shuffle_layerwise", "shuffle_global", "sign")
+
+
+@dataclass
+class ControlHparams(Hparams):
+    _name = "Control Hyperparameters"
+    _description = "What the control keeps of each ticket."
+
+    control: str = hparam(help="reinit | shuffle_layerwise | shuffle_global | sign", choices=CONTROLS)
+    seed: Optional[int] = hparam(None, "seed of the new init or shuffle (default: derived from the replicate)")
+
+
+BUNDLES = {"imp": iterative.ImpHparams, "control": ControlHparams}
+
+
+def signed_constant(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace every prunable weight by sign(w) * std(layer's initial weights)."""
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in model.prunable_layer_names:
+            weight = parameters[name]
+            weight.copy_(weight.sign() * weight.std())
+    return model
+
+
+def control_model(branch: Branch, level: int) -> torch.nn.Module:
+    """The weights a control level starts from."""
+    control = branch.bundles["control"].control
+    trunk = branch.trunk
+    if control == "reinit":
+        return trunk.fresh_model(seed=derive_seed(branch.seed() + level, "init"))
+    if control == "sign":
+        return signed_constant(trunk.initial_model())
+    return trunk.initial_model()
+
+
+def control_mask(branch: Branch, level: int, ticket: Mask) -> Mask:
+    """The mask a control level trains under: the ticket's, or the ticket's shuffled."""
+    control = branch.bundles["control"].control
+    if not control.startswith("shuffle"):
+        return ticket
+    scope = "layerwise" if control == "shuffle_layerwise" else "global"
+    ignore = branch.layers_to_ignore(branch.bundles["imp"].prune_layers_to_ignore)
+    return ticket.shuffled(scope, branch.seed() + level, layers_to_ignore=ignore)
+
+
+def run(branch: Branch) -> list[list[str]]:
+    tickets = Branch(iterative.NAME, branch.trunk, {"imp": branch.bundles["imp"]}, iterative)
+    tickets.prepare()
+    with run_lock(tickets.dir, wait=True):
+        iterative.run(tickets)
+    done = write_level_zero(branch, paths.level_dir(branch.dir, 0))
+    rows = [row(0, Mask.load(paths.level_dir(branch.dir, 0)), done, branch.trunk.dir)]
+    for level in range(1, branch.bundles["imp"].levels + 1):
+        directory = paths.level_dir(branch.dir, level)
+        mask = load_mask(directory) or control_mask(branch, level, Mask.load(paths.level_dir(tickets.dir, level)))
+        done = train_masked(branch.trunk, directory, control_model(branch, level), mask)
+        rows.append(row(level, mask, done, directory))
+    return rows
+
+
+def check(branch: Branch) -> None:
+    branch.layers_to_ignore(branch.bundles["imp"].prune_layers_to_ignore)

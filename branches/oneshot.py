@@ -1,0 +1,106 @@
+"""Prune once (in one or more rounds) with any score, at any step, then train.
+
+Scores the trunk's weights at --prune_step with --strategy, removes --prune_fraction of the
+prunable weights (over --prune_iterations rounds, rescoring each round), optionally shuffles the
+mask within layers or reinitializes the weights, and trains the trunk's weights at --state_step
+under the mask from --start_step (default: the state step) to the end of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from foundations.hparams import Hparams, hparam
+from foundations.seeds import derive_seed
+from pruning import ScoringData, prune_in_rounds, scores
+from pruning.mask import Mask
+from pruning.validate import SCOPES, check_fraction, check_iterations
+from runs.branch import Branch, load_mask, row, train_masked
+
+NAME = "oneshot"
+SUMMARY = "prune once with random, magnitude, snipN, graspN, graspabsN, synflow or opd at any step, then train"
+
+
+@dataclass
+class OneshotHparams(Hparams):
+    _name = "Oneshot Pruning Hyperparameters"
+    _description = "What is scored, how much is removed, and what is trained."
+
+    strategy: str = hparam(help="random | magnitude | snipN | graspN | graspabsN | synflow | opd "
+                                "(N: examples per class)")
+    prune_fraction: float = hparam(help="fraction of the prunable weights removed, in [0, 1)")
+    prune_iterations: int = hparam(1, "rounds; each removes 1-(1-p)^(1/n) of the remaining weights and rescores")
+    prune_highest: bool = hparam(False, "remove the highest-scoring weights instead of the lowest")
+    prune_step: Optional[str] = hparam(None, "the trunk's weights at this step are scored (default: 0ep, the init)")
+    state_step: Optional[str] = hparam(None, "the trunk's weights at this step are trained (default: 0ep)")
+    start_step: Optional[str] = hparam(None, "where the schedule and data order start (default: the state step)")
+    randomize_layerwise: bool = hparam(False, "shuffle the mask within each layer (keeps per-layer counts)")
+    reinitialize: bool = hparam(False, "train freshly initialized weights under the mask")
+    seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
+    prune_scope: str = hparam("global", "global | layerwise", choices=SCOPES)
+    prune_layers_to_ignore: Optional[str] = hparam(
+        None, "comma-separated weights never pruned (default: none: every conv and linear weight is ranked, "
+              "the output layer's too, as in the Missing-the-Mark fork)", is_list=True)
+    score_in_one_batch: bool = hparam(
+        False, "score snipN/graspN examples as one batch (Synaptic-Flow) instead of in batches of --batch_size "
+               "(the fork: BatchNorm statistics per batch)")
+
+    def validate(self) -> None:
+        if self.strategy is not None:
+            scores.get(self.strategy)
+        if self.prune_fraction is not None:
+            check_fraction(self.prune_fraction)
+        check_iterations(self.prune_iterations)
+
+
+BUNDLES = {"oneshot": OneshotHparams}
+SEED_DEFAULT = "replicate"  # an unset --seed is the replicate itself
+
+
+def steps(branch: Branch):
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    prune = trunk.step(h.prune_step or "0ep", "prune_step")
+    state = trunk.step(h.state_step or "0ep", "state_step")
+    start = trunk.step(h.start_step, "start_step") if h.start_step else state
+    return prune, state, start
+
+
+def layers_to_ignore(branch: Branch) -> list[str]:
+    return branch.layers_to_ignore(branch.bundles["oneshot"].prune_layers_to_ignore, model_default=False)
+
+
+def check(branch: Branch) -> None:
+    steps(branch)
+    layers_to_ignore(branch)
+
+
+def make_mask(branch: Branch) -> Mask:
+    """Score the trunk's weights at the prune step and prune (under torchrun: on rank 0 only,
+    every rank gets its mask)."""
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    prune_step, _, _ = steps(branch)
+    ignore = layers_to_ignore(branch)
+    scored = trunk.model_at(prune_step)
+
+    def score_and_prune() -> Mask:
+        data = ScoringData(examples=trunk.loader(True), seed=branch.seed(), input_shape=trunk.info.input_shape,
+                           batch_size=None if h.score_in_one_batch else trunk.desc.dataset.batch_size,
+                           weight_decay=trunk.desc.training.weight_decay)
+        mask = prune_in_rounds(scored, h.strategy, h.prune_fraction, h.prune_iterations, data=data,
+                               scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore)
+        if h.randomize_layerwise:
+            mask = mask.shuffled("layerwise", branch.seed(), layers_to_ignore=ignore)
+        return mask.to("cpu")
+
+    return trunk.platform.on_primary(score_and_prune)
+
+
+def run(branch: Branch) -> list[list[str]]:
+    h, trunk = branch.bundles["oneshot"], branch.trunk
+    _, state_step, start_step = steps(branch)
+    mask = load_mask(branch.dir) or make_mask(branch)
+    model = (trunk.fresh_model(seed=derive_seed(branch.seed(), "mask")) if h.reinitialize
+             else trunk.model_at(state_step))
+    done = train_masked(trunk, branch.dir, model, mask, start=start_step)
+    return [row("-", mask, done, branch.dir)]

@@ -1,0 +1,38 @@
+"""`open_prune.py runs`: every run under the root with its kind, status, differing hparams, final
+test accuracy and density, read from the small files alone."""
+
+from __future__ import annotations
+
+import sys
+
+from reports import listing, options, where
+from reports.rundirs import find_runs
+from reports.tables import hparam_text, render
+
+SUMMARY = "list the runs under --root: kind, status, the hparams that differ, accuracy, density"
+
+
+def main(argv: list[str]) -> int:
+    p = options.parser("runs", SUMMARY)
+    options.add_root(p)
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep runs whose hparam field (or kind, status, replicate, level) has this value; "
+                        "repeat for more conditions (a key repeated matches any of its values)")
+    options.add_format(p)
+    args = p.parse_args(argv)
+    root = options.root_of(args)
+    runs = find_runs(root)
+    all_rows = listing.rows(runs)
+    conditions = where.conditions(args.where, runs)
+    kept = [row for row in all_rows if where.matches(row, conditions)]
+    varying = listing.differing(kept)
+    columns = listing.LEADING + varying + listing.TRAILING
+    if args.format != "table":
+        columns = columns + ["hash", "parent_hash", "note"]
+    elif any(row["note"] for row in kept):
+        columns.append("note")
+    if not kept and args.format == "table":
+        print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)
+        return 0
+    print(render(columns, kept, args.format, formats={name: hparam_text for name in varying}))
+    return 0

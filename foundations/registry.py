@@ -1,0 +1,100 @@
+"""Registries: a folder of modules, one entry each, found without a list anywhere.
+
+Every registry of open_prune (models, datasets, scores, per-step rules, branches) follows one
+convention. An entry is a module in the registry's folder (or a folder below it) that assigns, at
+its top level,
+
+    NAME = "magnitude"                     what a user types (a flag value, a command word)
+    SUMMARY = "|w| of the weights ..."     one line for listings and errors
+
+as plain string literals, plus what its registry asks of it (a model family's `FAMILY`, a dataset's
+`SPEC`, a score's `SCORE`, a rule's `RULE`, a branch's `BUNDLES` and `run`). Modules whose names
+start with `_` and modules without a NAME are helpers, not entries. NAME and SUMMARY are read from
+the source without importing it, so listing a registry costs no import, and asking for one entry
+imports that module alone: adding an entry is adding one file.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+from foundations.errors import UserError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    summary: str
+    module: str  # dotted module path
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+def declared_strings(path: Path) -> dict[str, str]:
+    """The module-level assignments of string literals to upper-case names in the source at
+    `path` (NAME, SUMMARY, ...), read without importing it."""
+    values = {}
+    for node in ast.parse(Path(path).read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            key = node.targets[0].id
+            if key.isupper() and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                values[key] = node.value.value
+    return values
+
+
+def module_path(module: str) -> Path:
+    """The source file of a module, found without importing it."""
+    return Path(importlib.util.find_spec(module).origin)
+
+
+class Registry:
+    """The entries of one package folder; `attribute` is what `get` returns (None: the module)."""
+
+    def __init__(self, package: str, kind: str, attribute: Optional[str] = None, plural: Optional[str] = None):
+        self.package, self.kind, self.attribute = package, kind, attribute
+        self.plural = plural or f"{kind}s"
+
+    @functools.cached_property
+    def entries(self) -> dict[str, Entry]:
+        """Every entry by name, in name order (reads sources, imports nothing)."""
+        folder = module_path(self.package).parent
+        found: dict[str, Entry] = {}
+        for path in sorted(folder.rglob("*.py")):
+            relative = path.relative_to(folder).with_suffix("")
+            if any(part.startswith("_") for part in relative.parts):
+                continue
+            declared = declared_strings(path)
+            if "NAME" not in declared or "SUMMARY" not in declared:
+                continue
+            name, summary = declared["NAME"], declared["SUMMARY"]
+            module = ".".join((self.package, *relative.parts))
+            if name in found:
+                raise RuntimeError(f"two {self.kind}s are named {name!r}: {found[name].module} and {module}")
+            found[name] = Entry(name, summary, module)
+        return dict(sorted(found.items()))
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def entry(self, name: str) -> Entry:
+        """The entry called `name`; a UserError naming every valid one otherwise."""
+        if name not in self.entries:
+            raise UserError(f"unknown {self.kind} {name!r}; the {self.plural} are: {', '.join(self.entries) or '(none)'}")
+        return self.entries[name]
+
+    def get(self, name: str) -> Any:
+        """The entry's object (or module), importing its module alone."""
+        module = self.entry(name).load()
+        return module if self.attribute is None else getattr(module, self.attribute)
+
+    def all(self) -> dict[str, Any]:
+        """Every entry's object, by name (imports every entry)."""
+        return {name: self.get(name) for name in self.entries}

@@ -1,0 +1,191 @@
+"""What every branch shares: its hashed directory beside the trunk, its seed, training a masked
+network in a sub-directory, and the run of a branch command from start to finished marker.
+
+A branch module (see runs/registry.py) declares NAME, SUMMARY, BUNDLES and `run(branch) -> rows`.
+When `run` returns, `branch_done.json` records the rows and the values of the options left out of
+the hash (`--levels`), so `branch_finished` can tell whether a command line asks for more than
+what is on disk; done.json stays the training loop's alone. Under torchrun, every rank runs the
+branch; files are written, repaired and judged by rank 0 (`on_primary`), and masks are rank 0's,
+broadcast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Optional, Sequence
+
+import torch
+
+import models.registry as models_registry
+from foundations import paths
+from foundations.bundles import TrainingHparams
+from foundations.desc import hash_bundles
+from foundations.hparams import Hparams
+from foundations.seeds import derive_seed
+from foundations.step import Step
+from foundations.tables import format_metric, print_table
+from platforms.distributed import current_world
+from platforms.lock import run_lock
+from platforms.storage import read_json, write_json
+from pruning.mask import Mask
+from pruning.validate import considered_layers
+from runs import run_files
+from runs.hparams_file import write_hparams
+from runs.trunk import Trunk
+from training import checkpoint
+from training.hooks import Hook
+from training.loop import train
+from training.masking import MaskHook
+
+ROW_HEADER = ["level", "density", "test accuracy", "run"]
+
+
+@dataclass
+class Branch:
+    """One branch run: its trunk, its hparams bundles, its directory, and the module that runs it."""
+
+    name: str
+    trunk: Trunk
+    bundles: dict[str, Hparams]
+    module: Optional[ModuleType] = None
+
+    @property
+    def hash(self) -> str:
+        return hash_bundles(self.bundles, extra=self.trunk.desc.hash)
+
+    @property
+    def dir(self) -> Path:
+        return paths.branch_dir(self.trunk.dir, self.name, self.hash)
+
+    @property
+    def replicate(self) -> int:
+        return self.trunk.replicate
+
+    def seed(self) -> int:
+        """The seed of the branch's own randomness (random scores, shuffles, controls, nulls): its
+        `--seed` when given, else derived from the replicate, or the replicate itself where the
+        branch's module says SEED_DEFAULT = "replicate" (as its paper's code did)."""
+        given = [bundle.seed for bundle in self.bundles.values() if hasattr(bundle, "seed")]
+        if given and given[0] is not None:
+            return given[0]
+        if getattr(self.module, "SEED_DEFAULT", "mask") == "replicate":
+            return self.replicate
+        return derive_seed(self.replicate, "mask")
+
+    def recorded_seeds(self) -> dict[str, int]:
+        """The seeds hparams.json records: the module's `seeds(branch)`, else the seed under the
+        key of the bundle that has a --seed (nothing for a branch without randomness of its own)."""
+        if hasattr(self.module, "seeds"):
+            return self.module.seeds(self)
+        return {key: self.seed() for key, bundle in self.bundles.items() if hasattr(bundle, "seed")}
+
+    def layers_to_ignore(self, flag_value: Optional[str], model_default: bool = True) -> list[str]:
+        """The flag's comma-separated names; when the flag is not given, the model's default
+        (OpenLTH's: LeNet and VGG keep their output layer) or, without `model_default`, none."""
+        if flag_value is None:
+            defaults = models_registry.default_hparams(self.trunk.desc.model.model_name) if model_default else {}
+            flag_value = defaults.get("pruning", {}).get("prune_layers_to_ignore", "")
+        names = [name.strip() for name in flag_value.split(",") if name.strip()]
+        considered_layers(self.trunk.prunable_layer_names, names)  # a UserError for an unknown name
+        return names
+
+    def prepare(self) -> None:
+        """Train the trunk if needed, then write (or check) this branch's hparams.json."""
+        self.trunk.run(wait_for_lock=True)
+        self.trunk.platform.on_primary(self._write_hparams)
+
+    def _write_hparams(self) -> None:
+        run_files.open_run_dir(self.dir)
+        write_hparams(self.dir, {**self.trunk.desc.bundles(), **self.bundles}, kind=f"branch_{self.name}",
+                      replicate=self.replicate, seeds=self.recorded_seeds(), parent_hash=self.trunk.desc.hash,
+                      run_hash=self.hash)
+
+    def unhashed_options(self) -> dict:
+        """The values of the options that are not hashed (e.g. --levels), as JSON stores them."""
+        return json.loads(json.dumps({key: bundle.unhashed_values() for key, bundle in self.bundles.items()}))
+
+
+def run_branch(branch: Branch, args: argparse.Namespace) -> int:
+    """`open_prune.py branch <name>`: check the flags against the trunk before anything is trained
+    or written, then train the trunk if needed, run the branch and mark it finished."""
+    if hasattr(branch.module, "check"):
+        branch.module.check(branch)
+    if args.display_output_location:
+        print(branch.dir)
+        return 0
+    branch.prepare()
+    with run_lock(branch.dir, wait=args.wait_for_lock):
+        rows = branch.module.run(branch)
+        branch.trunk.platform.on_primary(write_branch_done, branch, rows)
+    print(f"\nbranch {branch.name}: {branch.dir}")
+    print_table(ROW_HEADER, rows)
+    return 0
+
+
+def write_branch_done(branch: Branch, rows: list[list[str]]) -> None:
+    """The branch's finished marker, written last: its rows, its unhashed options and, from a
+    module's `summary(branch)`, what the reading commands show of a result that is not a training
+    run's (instability's barriers)."""
+    summary = branch.module.summary(branch) if hasattr(branch.module, "summary") else {}
+    write_json({**summary, "header": ROW_HEADER, "rows": rows, "options": branch.unhashed_options()},
+               branch.dir / paths.BRANCH_DONE)
+
+
+def branch_finished(branch: Branch) -> bool:
+    """Whether this branch ran to the end with these very unhashed options (reads only):
+    `--levels=3` after `--levels=2` is not finished."""
+    try:
+        marker = read_json(branch.dir / paths.BRANCH_DONE)
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("options") == branch.unhashed_options()
+
+
+def final_model(trunk: Trunk, run_dir: Path) -> torch.nn.Module:
+    """The weights at the end of training of a finished run in `run_dir` (its done.json says
+    which step that is: a run may end early)."""
+    done = trunk.platform.on_primary(run_files.read_done, run_dir, trunk.end_step)
+    final = run_files.final_step_of(done, trunk.iterations_per_epoch) if done else trunk.end_step
+    model = trunk.fresh_model()
+    model.load_state_dict(checkpoint.load_model_state(run_dir / checkpoint.model_filename(final)))
+    return model
+
+
+def load_mask(directory: Path) -> Optional[Mask]:
+    """The mask saved in `directory`, or None when there is none or it is damaged (the caller
+    recomputes it). Under torchrun, rank 0's reading."""
+    return current_world().on_primary(Mask.load_if_readable, directory)
+
+
+def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask, *,
+                 start: Optional[Step] = None, training: Optional[TrainingHparams] = None,
+                 hooks: Sequence[Hook] = (), data_order_seed: Optional[int] = None) -> dict:
+    """Train `model` under `mask` in `out_dir` (mask.pt first, done.json last); skip if done.
+    Returns done.json. `hooks` run after the mask's; `data_order_seed` defaults to the trunk's.
+    Under torchrun every rank trains under rank 0's mask."""
+    out_dir = Path(out_dir)
+    platform = trunk.platform
+    mask = platform.broadcast(mask.to("cpu"))
+    training = training or trunk.desc.training
+    end = Step.parse(training.training_steps, trunk.iterations_per_epoch, "training_steps")
+    done = platform.on_primary(_open_masked_run, out_dir, mask, end)
+    if done is None:
+        seed = trunk.seeds["data_order"] if data_order_seed is None else data_order_seed
+        train(model, training, trunk.loader(True), trunk.loader(False), out_dir, platform=platform,
+              data_order_seed=seed, start=start, hooks=[MaskHook(mask.to(platform.device)), *hooks])
+        done = platform.on_primary(run_files.finished, out_dir, end)
+    return done
+
+
+def _open_masked_run(out_dir: Path, mask: Mask, end: Step) -> Optional[dict]:
+    run_files.open_run_dir(out_dir)
+    mask.save_if_changed(out_dir)
+    return run_files.finished(out_dir, end)
+
+
+def row(level: object, mask: Mask, done: dict, run_dir: Path) -> list[str]:
+    return [str(level), f"{mask.density:.4f}", format_metric(done["metrics"].get("test_accuracy")), str(run_dir)]

@@ -1,0 +1,20 @@
+"""The branch registry: every module under branches/ that declares NAME and SUMMARY is a branch
+(the convention of foundations/registry.py), so adding a branch is adding one module or folder.
+
+A branch module declares what it is; `runs.target.Target` builds its command from that:
+    NAME, SUMMARY        the command word and its line in `open_prune.py branch`
+    BUNDLES              {key: Hparams class}: its flags, hashed under the trunk's
+    run(branch) -> rows  the method: prune, train, analyse; the rows of its summary table
+and, where it needs them,
+    check(branch)        refuse bad flags before anything is trained or written
+    seeds(branch)        the seeds it records (default: {bundle key: branch.seed()} of the bundle with --seed)
+    SEED_DEFAULT         "replicate" where an unset --seed means the replicate itself (default: "mask",
+                         a seed derived from the replicate)
+    trunk_of(branch)     the trunk it grows from when that is not the command's own
+    summary(branch)      what its finished marker shows the reading commands ({"metrics": ..., "final_step": ...})
+                         where its result is not a training run's
+"""
+
+from foundations.registry import Registry
+
+BRANCHES = Registry("branches", kind="branch", plural="branches")

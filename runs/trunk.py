@@ -1,0 +1,199 @@
+"""The trunk: a dense training run, and what branches take from it.
+
+Under torchrun every rank runs the same calls: training is collective, and each write, repair
+or decision about files is made by rank 0 (`platform.on_primary`), whose answer (or refusal)
+every rank gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+from typing import Optional, Sequence
+
+import torch
+
+import datasets.registry as datasets_registry
+import models.registry as models_registry
+from foundations import paths
+from foundations.desc import TrainDesc
+from foundations.errors import UserError
+from foundations.step import Step
+from foundations.tables import format_metric, print_table
+from platforms.lock import run_lock
+from platforms.platform import Platform
+from platforms.storage import read_json
+from training import checkpoint
+from runs import run_files
+from runs.hparams_file import write_hparams
+from training.hooks import Hook
+from training.loop import check_world, train
+from training.losses import Loss
+
+
+class Trunk:
+    """One replicate of a dense training run: its directory, data, and weights at any step."""
+
+    def __init__(self, desc: TrainDesc, replicate: int, platform: Platform):
+        self.desc = desc
+        self.replicate = replicate
+        self.platform = platform
+        self.dir = desc.run_path(platform.root, replicate)
+        self.seeds = desc.seeds(replicate)
+        self.info = datasets_registry.info(desc.dataset.dataset_name)
+        self._loaders: dict[str, object] = {}
+        self._done: Optional[dict] = None  # done.json once run() has seen the trunk finished
+        if desc.training.precision == "bf16" and platform.device.type != "cuda":
+            raise UserError("--precision=bf16 is bf16 autocast on CUDA: use it with a CUDA --device, or drop it")
+        if not models_registry.exists(desc.model.model_name):
+            raise UserError(f"unknown model {desc.model.model_name!r}; valid names look like: "
+                            f"{', '.join(models_registry.name_patterns())}")
+
+    # ---- data --------------------------------------------------------------------------------
+    @property
+    def dataset_hparams(self):
+        return self.desc.dataset.replace(transformation_seed=self.seeds["transformation"])
+
+    def loader(self, split: bool | str):
+        """The training (True / "train"), validation ("val") or test (False / "test") split."""
+        key = {True: "train", False: "test"}.get(split, split)
+        if key not in self._loaders:
+            self._loaders[key] = datasets_registry.get(
+                self.dataset_hparams, key, root=self.platform.dataset_root, device=self.platform.device,
+                download=self.platform.download, num_workers=self.platform.num_workers)
+        return self._loaders[key]
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """Training steps per epoch: the (possibly subsampled) training set over the batch size."""
+        return len(self.loader(True))
+
+    def step(self, text: str, flag: str) -> Step:
+        """Parse a step string for this trunk, refusing steps beyond the end of training."""
+        step = Step.parse(text, self.iterations_per_epoch, flag)
+        if step > self.end_step:
+            raise UserError(f"--{flag}={text} is beyond the end of training ({self.desc.training.training_steps})")
+        return step
+
+    @property
+    def end_step(self) -> Step:
+        return Step.parse(self.desc.training.training_steps, self.iterations_per_epoch, "training_steps")
+
+    def check(self) -> None:
+        """Everything that can be refused before a file is written: the data is there (both
+        splits load), every step flag lies within training, the batch splits over torchrun's
+        processes, and the root can be written."""
+        check_world(self.loader(True), self.platform.world)
+        self.loader(False)
+        self.desc.training.check_steps(self.iterations_per_epoch)
+        Loss(self.desc.training.loss, self.info.task, self.info.num_classes)  # a loss that fits the task
+        self.platform.prepare_root()
+
+    # ---- models ------------------------------------------------------------------------------
+    def fresh_model(self, seed: Optional[int] = None) -> torch.nn.Module:
+        """A newly drawn network: the trunk's initialization, or another one with `seed`."""
+        model = models_registry.get(self.desc.model, self.info.input_shape, self.info.num_classes,
+                                    seed=self.seeds["init"] if seed is None else seed)
+        return model.to(self.platform.device)
+
+    def initial_model(self) -> torch.nn.Module:
+        """The trunk's weights at initialization, as saved in its run dir (so a branch rewinds to
+        exactly what the trunk trained from)."""
+        return self.model_at(Step.zero(self.iterations_per_epoch))
+
+    @functools.cached_property
+    def prunable_layer_names(self) -> list[str]:
+        return list(self.fresh_model().prunable_layer_names)
+
+    @property
+    def is_done(self) -> bool:
+        """Whether the trunk has a readable done.json (reads only: safe while it trains)."""
+        try:
+            return isinstance(read_json(self.dir / paths.DONE), dict)
+        except (OSError, ValueError):
+            return False
+
+    def done(self) -> Optional[dict]:
+        """done.json of the finished trunk (repaired if damaged, by rank 0), or None."""
+        return self.platform.on_primary(run_files.finished, self.dir, self.end_step)
+
+    def _open(self) -> Optional[dict]:
+        run_files.open_run_dir(self.dir)
+        write_hparams(self.dir, self.desc.bundles(), kind="train", replicate=self.replicate,
+                      seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
+        return run_files.finished(self.dir, self.end_step)
+
+    def run(self, wait_for_lock: bool = False, hooks: Sequence[Hook] = ()) -> dict:
+        """Train the trunk unless it is done; returns its done.json. Once seen finished, later
+        calls (every `model_at`) return it without checking the files again."""
+        if self._done is not None:
+            return self._done
+        self.check()
+        done = self.platform.on_primary(self._open)
+        if done is None:
+            with run_lock(self.dir, wait=wait_for_lock):
+                done = self.done()  # another process may have finished it while we waited
+                if done is None:
+                    train(self.fresh_model(), self.desc.training, self.loader(True), self.loader(False),
+                          self.dir, platform=self.platform, data_order_seed=self.seeds["data_order"],
+                          hooks=hooks)
+                    done = self.done()
+        self._done = done
+        return done
+
+    def model_at(self, step: Step) -> torch.nn.Module:
+        """The trunk's weights at `step`: from its saved file, or, when that step was not saved
+        (or its file is damaged), reproduced deterministically by retraining from init to `step`
+        (and saved for next time)."""
+        path = self.dir / checkpoint.model_filename(step)
+        self.run(wait_for_lock=True)
+        model = self.fresh_model()
+        if not self.platform.on_primary(_readable_or_set_aside, path):
+            self._reproduce(step)
+        model.load_state_dict(checkpoint.load_model_state(path))
+        return model
+
+    def _reproduce(self, step: Step) -> None:
+        primary = self.platform.is_primary
+        if primary:
+            run_files.say(f"reproducing the trunk's weights at {step} (not saved during training) ...")
+        scratch = self.dir / f"reproduce_{step.ep}ep{step.it}it"
+        quick = self.desc.training.replace(eval_every=str(step) if step.iteration else None)
+        with run_lock(self.dir, wait=True):
+            model = self.fresh_model()
+            if step.iteration:  # the same steps, evaluated only at the ends
+                train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
+                      data_order_seed=self.seeds["data_order"], end=step)
+            if primary:
+                checkpoint.save_model(model, self.dir, step)
+                shutil.rmtree(scratch, ignore_errors=True)
+        self.platform.barrier()  # the weights are on disk for every rank
+
+
+def _readable_or_set_aside(path) -> bool:
+    """Whether saved weights can be loaded; an unreadable file is moved aside to be recomputed."""
+    try:
+        checkpoint.load_model_state(path)
+        return True
+    except checkpoint.DamagedFile:
+        if path.exists():
+            run_files.say(f"{path} is unreadable; recomputing it")
+            path.replace(path.with_name(path.name + ".damaged"))
+        return False
+
+
+def run_trunk(trunk: Trunk, args: argparse.Namespace) -> int:
+    """`open_prune.py train`: train the trunk unless it is done, and print its final results."""
+    if args.display_output_location:
+        print(trunk.dir)
+        return 0
+    was_done = trunk.is_done
+    done = trunk.run(wait_for_lock=args.wait_for_lock)
+    metrics = done["metrics"]
+    print_table(["run", "step", "test accuracy", "test loss"],
+                [[str(trunk.dir), done["final_step"], format_metric(metrics.get("test_accuracy")),
+                  format_metric(metrics.get("test_loss"))]])
+    if was_done:
+        print("(already finished: nothing was retrained)")
+    return 0
