@@ -62,12 +62,17 @@ class Registry:
         self.package, self.kind, self.attribute = package, kind, attribute
         self.plural = plural or f"{kind}s"
 
+    def folders(self) -> list[Path]:
+        """The package's folders (a package may span several, e.g. one a test adds to __path__)."""
+        spec = importlib.util.find_spec(self.package)
+        return [Path(folder) for folder in spec.submodule_search_locations]
+
     @functools.cached_property
     def entries(self) -> dict[str, Entry]:
         """Every entry by name, in name order (reads sources, imports nothing)."""
-        folder = module_path(self.package).parent
         found: dict[str, Entry] = {}
-        for path in sorted(folder.rglob("*.py")):
+        sources = [(folder, path) for folder in self.folders() for path in sorted(folder.rglob("*.py"))]
+        for folder, path in sources:
             relative = path.relative_to(folder).with_suffix("")
             if any(part.startswith("_") for part in relative.parts):
                 continue
@@ -80,6 +85,10 @@ class Registry:
                 raise RuntimeError(f"two {self.kind}s are named {name!r}: {found[name].module} and {module}")
             found[name] = Entry(name, summary, module)
         return dict(sorted(found.items()))
+
+    def refresh(self) -> None:
+        """Look at the folders again on the next call (after a module was added or removed)."""
+        self.__dict__.pop("entries", None)
 
     def names(self) -> list[str]:
         return list(self.entries)
