@@ -17,7 +17,7 @@ from typing import Optional
 from foundations.errors import UserError
 from platforms.storage import write_text
 from reports import options
-from reports.tables import to_csv
+from foundations.tables import to_csv
 from runs.target import Target, parse_target
 
 PLACE_FLAGS = ("--root", "--dataset_root", "--device", "--quiet", "--num_workers", "--download", "--wait_for_lock")

@@ -7,7 +7,7 @@ import sys
 
 from reports import listing, options, where
 from reports.rundirs import find_runs
-from reports.tables import hparam_text, render
+from foundations.tables import hparam_text, render
 
 SUMMARY = "list the runs under --root: kind, status, the hparams that differ, accuracy, density"
 

@@ -22,8 +22,6 @@ from foundations.errors import UserError
 from platforms.storage import load_torch, save_torch, write_json
 from pruning.validate import considered_layers
 
-MASK_FILE = paths.MASK
-SPARSITY_FILE = paths.SPARSITY
 SHUFFLE_SCOPES = ("layerwise", "global")
 
 
@@ -121,8 +119,8 @@ class Mask:
     def save(self, directory: Path) -> None:
         """Write sparsity.json, then mask.pt (last, so its existence means both are complete)."""
         directory = Path(directory)
-        write_json(self.report(), directory / SPARSITY_FILE)
-        save_torch({name: tensor.detach().cpu() for name, tensor in self.items()}, directory / MASK_FILE)
+        write_json(self.report(), directory / paths.SPARSITY)
+        save_torch({name: tensor.detach().cpu() for name, tensor in self.items()}, directory / paths.MASK)
 
     def save_if_changed(self, directory: Path) -> None:
         """Write mask.pt and sparsity.json unless readable ones are there already (a damaged
@@ -134,9 +132,9 @@ class Mask:
             self.save(directory)
             return
         try:
-            json.loads((directory / SPARSITY_FILE).read_text())["density"]
+            json.loads((directory / paths.SPARSITY).read_text())["density"]
         except (OSError, ValueError, KeyError, TypeError):
-            write_json(stored.report(), directory / SPARSITY_FILE)
+            write_json(stored.report(), directory / paths.SPARSITY)
 
     @classmethod
     def read(cls, path: Path) -> Mask:
@@ -154,7 +152,7 @@ class Mask:
     @classmethod
     def load(cls, directory: Path) -> Mask:
         """The mask saved in a run directory (UnreadableMask when it cannot be read)."""
-        return cls.read(Path(directory) / MASK_FILE)
+        return cls.read(Path(directory) / paths.MASK)
 
     @classmethod
     def load_if_readable(cls, directory: Path) -> Optional[Mask]:
@@ -165,12 +163,12 @@ class Mask:
         try:
             return cls.load(directory)
         except UnreadableMask:
-            print(f"open_prune: {Path(directory) / MASK_FILE} is unreadable; recomputing the mask", file=sys.stderr)
+            print(f"open_prune: {Path(directory) / paths.MASK} is unreadable; recomputing the mask", file=sys.stderr)
             return None
 
     @staticmethod
     def exists(directory: Path) -> bool:
-        return (Path(directory) / MASK_FILE).exists()
+        return (Path(directory) / paths.MASK).exists()
 
     # ---- shuffles ---------------------------------------------------------------------------
     def shuffled(self, scope: str, seed: int, layers_to_ignore: Iterable[str] = ()) -> Mask:

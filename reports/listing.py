@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.rundirs import Run
-from reports.tables import hparam_text
+from foundations.tables import hparam_text
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
 TRAILING = ["test_accuracy", "density", "run"]

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from foundations.bundles import TRUNK_BUNDLES
 from reports.rundirs import Run, State
-from reports.tables import cell, hparam_text
+from foundations.tables import cell, hparam_text
 
 
 @dataclass

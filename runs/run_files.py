@@ -21,11 +21,17 @@ from platforms.storage import read_json, remove_leftover_temporaries, write_json
 from training import checkpoint
 from training.metrics import read_records
 
-DONE = paths.DONE
 
 
 def say(message: str) -> None:
     print(f"open_prune: {message}", file=sys.stderr)
+
+
+def set_aside(path: Path) -> None:
+    """Move an unreadable file out of the way (to <name>.damaged), so that it is recomputed and
+    the bad copy stays for a look."""
+    path = Path(path)
+    path.replace(path.with_name(path.name + paths.DAMAGED_SUFFIX))
 
 
 def open_run_dir(run_dir: Path) -> None:
@@ -65,7 +71,7 @@ def read_done(run_dir: Path, final: Step) -> Optional[dict]:
     """done.json of a finished run; None when the run is not finished. A damaged done.json is
     rebuilt when the final weights and metrics allow it; otherwise it is moved aside
     (done.json.damaged) so that the run trains again from its checkpoint or its start."""
-    path = Path(run_dir) / DONE
+    path = Path(run_dir) / paths.DONE
     if not path.exists():
         return None
     done = _readable_done(path)
@@ -76,9 +82,9 @@ def read_done(run_dir: Path, final: Step) -> Optional[dict]:
         write_json(done, path)
         say(f"{path} was unreadable; rebuilt it from the final weights and metrics.jsonl")
         return done
-    path.replace(path.with_name(DONE + ".damaged"))
+    set_aside(path)
     say(f"{path} was unreadable and cannot be rebuilt (no readable final weights or final metrics); "
-        f"moved it to {DONE}.damaged: this run trains again")
+        f"moved it to {paths.DONE}{paths.DAMAGED_SUFFIX}: this run trains again")
     return None
 
 
@@ -96,8 +102,8 @@ def finished(run_dir: Path, final: Step) -> Optional[dict]:
     if final_weights_readable(run_dir, final):
         return done
     weights = Path(run_dir) / checkpoint.model_filename(final)
-    (Path(run_dir) / DONE).replace(Path(run_dir) / (DONE + ".damaged"))
+    set_aside(Path(run_dir) / paths.DONE)
     if weights.exists():
-        weights.replace(weights.with_name(weights.name + ".damaged"))
+        set_aside(weights)
     say(f"{weights} is missing or unreadable; this run trains again to recompute it")
     return None

@@ -179,7 +179,7 @@ def _readable_or_set_aside(path) -> bool:
     except checkpoint.DamagedFile:
         if path.exists():
             run_files.say(f"{path} is unreadable; recomputing it")
-            path.replace(path.with_name(path.name + ".damaged"))
+            run_files.set_aside(path)
         return False
 
 

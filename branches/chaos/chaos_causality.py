@@ -9,17 +9,17 @@ Neural Networks" (arXiv 2308.09955; Chaos Theory and Applications 7, 2025):
   2. Its training is replayed from its initialization for --analysis_steps (deterministic, so it
      is the trunk's own trajectory; LEGCNet-FT analyses all of training, LEGCNet-PT the first few
      epochs), recording every analysed weight after each update (analysis/; see
-     training/trajectory_recorder.py). In windows of --window updates overlapping by --overlap:
+     branches/chaos/recorder.py). In windows of --window updates overlapping by --overlap:
      each weight's largest Lyapunov exponent (Rosenstein's method with TISEAN's neighbour rule
      and first-step statistic, on values rounded to --decimals; a window whose range is below
      1e-5 is static and gets 0), and at each window's end the risk, 1 - accuracy on the risk split.
   3. For every analysed weight, Granger: does its exponent series cause the risk series
-     (training/causal_pruning.py)? The non-causal weights (min-p >= --alpha) are pruned.
+     (branches/chaos/causal_pruning.py)? The non-causal weights (min-p >= --alpha) are pruned.
   4. The pruned network is trained from the trunk's initialization (legcnet/), for the trunk's
      schedule or until --stop_at_train_accuracy; so are the controls with the same per-layer
      counts: random/ (seeded places) and magnitude/ (smallest |w| at the end of the analysed
      steps), and, with a benchmark, the dense network itself (dense/).
-  5. The table (training/chaos_causality_table.py): % pruned, test accuracy, macro-F1, epochs
+  5. The table (branches/chaos/table.py): % pruned, test accuracy, macro-F1, epochs
      and seconds, for dense, LEGCNet, random and magnitude.
 The branch dir holds exponents.pt, risk.json, pvalues.pt, causality.json, mask.pt and
 sparsity.json, and table.csv / table.json.
@@ -32,6 +32,7 @@ from typing import Optional
 
 import torch
 
+from foundations import paths
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step, check_step_syntax
@@ -224,8 +225,8 @@ def record_trajectory(branch: Branch, layers: list[str]) -> Recording:
 
 
 def _set_aside_analysis(branch: Branch) -> None:
-    done = branch.dir / "analysis" / run_files.DONE
-    done.replace(done.with_name(run_files.DONE + ".damaged"))
+    done = branch.dir / "analysis" / paths.DONE
+    run_files.set_aside(done)
     run_files.say(f"{branch.dir / 'exponents.pt'} or risk.json is missing or unreadable; replaying the analysis")
 
 

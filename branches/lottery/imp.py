@@ -80,7 +80,7 @@ def _write_level_zero(branch: Branch, directory: Path) -> dict:
     done = run_files.read_done(directory, trunk.end_step)
     if done is None:
         done = {**trunk.done(), "source": str(trunk.dir)}
-        write_json(done, directory / run_files.DONE)
+        write_json(done, directory / paths.DONE)
     return done
 
 

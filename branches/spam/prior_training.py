@@ -32,6 +32,7 @@ import torch
 
 from bayes import (PRIOR_KINDS, STRUCTURES, Curvature, MarglikSchedule, fit_curvature, log_marginal_likelihood,
                    make_prior, posterior_precision_diagonal, update_prior)
+from foundations import paths
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
@@ -249,7 +250,7 @@ def _finished_spam_run(out_dir: Path, end: Step) -> Optional[dict]:
     run_files.open_run_dir(out_dir)
     done = run_files.finished(out_dir, end)
     if done is not None and read_precisions(out_dir) is None:
-        (out_dir / run_files.DONE).replace(out_dir / (run_files.DONE + ".damaged"))
+        run_files.set_aside(out_dir / paths.DONE)
         run_files.say(f"the prior or posterior precisions in {out_dir} are unreadable; training SpaM again")
         return None
     return done

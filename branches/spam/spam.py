@@ -14,7 +14,7 @@ Dhahri et al. (2024), "Shaving Weights with Occam's Razor", main experiments:
 
 from __future__ import annotations
 
-from runs.branch import Branch, train_masked
+from runs.branch import Branch
 from branches.spam.map_laplace import final_weights, map_network
 from foundations.tables import format_metric, print_table
 from branches.spam.sweep import Sweep, SweepHparams, Swept
@@ -29,7 +29,7 @@ BUNDLES = {"spam": SpamHparams, "sweep": SweepHparams}
 def sweep(branch: Branch) -> Sweep:
     h = branch.bundles["sweep"]
     ignore = branch.layers_to_ignore(h.prune_layers_to_ignore, model_default=False)
-    return Sweep(branch.trunk, branch.dir, h, branch.seed(), ignore, train_masked=train_masked)
+    return Sweep(branch.trunk, branch.dir, h, branch.seed(), ignore)
 
 
 def check(branch: Branch) -> None:

@@ -3,7 +3,7 @@
 Dhahri et al. (2024), online pruning: SpaM training from the trunk's initialization and data
 order (see the spam branch) that, right after each marginal-likelihood update, prunes the current
 weights by OPD (or the posterior precision alone) to s(e) = s0 + (s_final - s0) * min(1,
-floor(e / interval) / floor(E / interval)) (training/online_pruning.py). One run gives the
+floor(e / interval) / floor(E / interval)) (branches/spam/online_pruning.py). One run gives the
 accuracy-vs-sparsity trajectory (trajectory.csv, from metrics.jsonl); it ends with the evaluation
 table at its final sparsity, beside the MAP trunk pruned post hoc to the same sparsity by OPD and
 by the controls (magnitude, random), none retrained.

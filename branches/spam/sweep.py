@@ -25,7 +25,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -44,11 +44,11 @@ from pruning.structured_scores import prune_units_by_scores, unit_layers
 from training import checkpoint
 from runs import run_files
 from branches.spam.calibration import evaluate_calibration
+from runs.branch import train_masked
 from runs.trunk import Trunk
 
 POSTERIOR_CRITERIA = ("opd", "post_only")
 PUBLISHED_COUNT = ("snip", "grasp", "graspabs")  # examples per class: 10, as SNIP and GraSP were published
-TrainMasked = Callable[..., dict]
 DEFAULT_SPARSITIES = "20,40,60,70,75,80,85,90,95,99"
 CELLS = "cells"
 
@@ -179,12 +179,8 @@ def masked_copy(model: nn.Module, mask: Mask) -> nn.Module:
 class Sweep:
     """Evaluates cells (network x criterion x sparsity) of one branch, each once, and tabulates them."""
 
-    def __init__(self, trunk: Trunk, directory: Path, h: SweepHparams, seed: int, ignore: list[str],
-                 train_masked: Optional[TrainMasked] = None):
-        """`train_masked(trunk, out_dir, model, mask, training=...) -> done.json` fine-tunes (the
-        branches pass theirs); it is needed only with --finetune_steps."""
+    def __init__(self, trunk: Trunk, directory: Path, h: SweepHparams, seed: int, ignore: list[str]):
         self.trunk, self.dir, self.h, self.ignore, self.seed = trunk, Path(directory), h, ignore, seed
-        self.train_masked = train_masked
 
     @property
     def data(self) -> ScoringData:
@@ -268,7 +264,7 @@ class Sweep:
         """Fine-tune under the mask in finetune/<name>/ (a resumable run dir); its test metrics."""
         directory = self.dir / "finetune" / name
         training = finetune_training(self.trunk.desc.training, self.h.finetune_steps, self.h.finetune_lr)
-        done = self.train_masked(self.trunk, directory, pruned, mask, training=training)
+        done = train_masked(self.trunk, directory, pruned, mask, training=training)
         final = run_files.final_step_of(done, self.trunk.iterations_per_epoch)
         tuned = copy.deepcopy(pruned)
         tuned.load_state_dict(checkpoint.load_model_state(directory / checkpoint.model_filename(final)))
