@@ -36,7 +36,7 @@ import datasets.registry as datasets_registry  # noqa: E402
 import models.registry as models_registry  # noqa: E402
 from foundations.bundles import TrainingHparams  # noqa: E402
 from platforms.platform import Platform  # noqa: E402
-from benchmarks.fashion_lenet import timed  # noqa: E402
+from benchmarks.timing import timed  # noqa: E402
 from branches.chaos.chaos_causality import ChaosHparams  # noqa: E402
 from branches.chaos.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
 from training.hooks import Hook  # noqa: E402

@@ -1,14 +1,11 @@
 """Shared setup for the trainer benchmarks: Fashion-MNIST and LeNet-300-100 through open_prune's
-own registries, on one device, plus a helper that times a function a few times."""
+own registries, on one device."""
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import torch
 
@@ -42,25 +39,3 @@ def lenet(device: torch.device, seed: int = 0) -> torch.nn.Module:
 
 def platform(device: torch.device) -> Platform:
     return Platform(root=Path("/tmp"), dataset_root=Path("/tmp"), device=device, quiet=True)
-
-
-def timed(fn: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def median_of_alternating(a: Callable[[], None], b: Callable[[], None], device: torch.device,
-                          repeats: int) -> tuple[float, float]:
-    """Median seconds of a and of b, run alternately (a, b, a, b, ...) after one warm-up each, so
-    that drifts in machine load hit both alike."""
-    timed(a, device), timed(b, device)
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        times_a.append(timed(a, device))
-        times_b.append(timed(b, device))
-    return statistics.median(times_a), statistics.median(times_b)

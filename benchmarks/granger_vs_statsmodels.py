@@ -12,7 +12,6 @@ torch's default thread count; the ratio line is the latter.
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.timing import best_alternating  # noqa: E402
 from lyapunov.granger import granger_tests  # noqa: E402
 
 
@@ -48,24 +48,17 @@ def main() -> None:
 
     subset = xs[: args.statsmodels_series]
     granger_tests(x_t[:10], y_t, args.maxlag)  # warm-up
-    # Alternate the two and keep each one's best round, so that load from other processes
-    # on the machine hits both alike.
-    reference_best = float("inf")
-    ours_best = dict.fromkeys(thread_counts, float("inf"))
-    for _ in range(args.repeats):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            start = time.perf_counter()
-            reference = [grangercausalitytests(np.column_stack([y, x]), args.maxlag) for x in subset]
-            reference_best = min(reference_best, time.perf_counter() - start)
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
-            _synchronize(device)
-            start = time.perf_counter()
-            result = granger_tests(x_t, y_t, args.maxlag)
-            _synchronize(device)
-            ours_best[threads] = min(ours_best[threads], time.perf_counter() - start)
-    reference_per_series = reference_best / len(subset)
+    def with_threads(threads: int):
+        return lambda: torch.set_num_threads(threads) or granger_tests(x_t, y_t, args.maxlag)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        best, results = best_alternating(
+            {"statsmodels": lambda: [grangercausalitytests(np.column_stack([y, x]), args.maxlag) for x in subset],
+             **{threads: with_threads(threads) for threads in thread_counts}}, args.repeats, device)
+    reference, result = results["statsmodels"], results[thread_counts[-1]]
+    ours_best = {threads: best[threads] for threads in thread_counts}
+    reference_per_series = best["statsmodels"] / len(subset)
 
     lags = range(1, args.maxlag + 1)
     expected = np.array([[r[lag][0]["ssr_chi2test"][1] for lag in lags] for r in reference])
@@ -79,11 +72,6 @@ def main() -> None:
               f"{1 / per_series:,.0f} series/s, "
               f"{reference_per_series / per_series:.1f}x")
     print(f"ratio={reference_per_series * args.series / ours_best[thread_counts[-1]]:.1f}")
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ multi-threaded torch far more than one thread: compare the two lines.
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.timing import best_alternating  # noqa: E402
 from lyapunov.rosenstein import largest_lyapunov  # noqa: E402
 
 
@@ -51,24 +51,17 @@ def main() -> None:
     subset = windows[: args.nolds_windows]
     ours_options = dict(fit=args.fit, neighbours=args.neighbours, **params)
     largest_lyapunov(x[:100], **ours_options)  # warm-up (kernels, allocator)
-    # Alternate the two and keep each one's best round, so that load from other processes
-    # on the machine hits both alike.
-    nolds_best = float("inf")
-    ours_best = dict.fromkeys(thread_counts, float("inf"))
-    for _ in range(args.repeats):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            start = time.perf_counter()
-            reference = [nolds.lyap_r(w, fit="poly", **params) for w in subset]
-            nolds_best = min(nolds_best, time.perf_counter() - start)
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
-            _synchronize(device)
-            start = time.perf_counter()
-            result = largest_lyapunov(x, **ours_options)
-            _synchronize(device)
-            ours_best[threads] = min(ours_best[threads], time.perf_counter() - start)
-    nolds_per_window = nolds_best / len(subset)
+    def with_threads(threads: int):
+        return lambda: torch.set_num_threads(threads) or largest_lyapunov(x, **ours_options)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        best, results = best_alternating(
+            {"nolds": lambda: [nolds.lyap_r(w, fit="poly", **params) for w in subset],
+             **{threads: with_threads(threads) for threads in thread_counts}}, args.repeats, device)
+    reference, result = results["nolds"], results[thread_counts[-1]]
+    ours_best = {threads: best[threads] for threads in thread_counts}
+    nolds_per_window = best["nolds"] / len(subset)
 
     if args.fit == "poly" and args.dtype == "float64" and args.neighbours == "nolds":
         gap = np.abs(result.exponent[: len(subset)].cpu().numpy() - np.array(reference)).max()
@@ -82,11 +75,6 @@ def main() -> None:
               f"{1 / per_window:,.0f} windows/s, "
               f"{nolds_per_window / per_window:.1f}x")
     print(f"ratio={nolds_per_window * args.windows / ours_best[thread_counts[-1]]:.1f}")
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bayes import fit_and_update_prior, make_prior
+from timing import timed_call
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -75,12 +76,6 @@ def laplace_torch_update(model: nn.Module, loader: DataLoader, steps: int, lr: f
         return la.log_marginal_likelihood(log_prec.exp()).item()
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=60000, help="images for update vs epoch")
@@ -106,19 +101,19 @@ def main() -> None:
     print(f"LeNet-300-100 on Fashion-MNIST, batch {args.batch_size}, {torch.get_num_threads()} threads, "
           f"per-parameter prior, {args.steps} Adam steps (lr 0.1) per update")
 
-    epoch_s, _ = timed(lambda: train_epoch(model, loader, prior, len(x)))
+    epoch_s, _ = timed_call(lambda: train_epoch(model, loader, prior, len(x)))
     update_prior_ = make_prior("parameter", model, init_precision=1.0)
-    update_s, _ = timed(lambda: fit_and_update_prior(model, loader, update_prior_, steps=args.steps, lr=0.1))
+    update_s, _ = timed_call(lambda: fit_and_update_prior(model, loader, update_prior_, steps=args.steps, lr=0.1))
     print(f"[{len(x)} images] one training epoch:              {epoch_s:8.3f} s")
     print(f"[{len(x)} images] ours, diag GGN fit + steps:      {update_s:8.3f} s")
     print(f"update / epoch: {update_s / epoch_s:.3f} (goal <= 1; overhead at one update per 5 epochs: "
           f"{100 * update_s / (5 * epoch_s):.1f}%)")
 
     ours_prior = make_prior("parameter", model, init_precision=1.0)
-    ours_s, (_, ours_value) = timed(
+    ours_s, (_, ours_value) = timed_call(
         lambda: fit_and_update_prior(model, small_loader, ours_prior, steps=args.steps, lr=0.1)
     )
-    ref_s, ref_value = timed(lambda: laplace_torch_update(model, small_loader, args.steps, 0.1))
+    ref_s, ref_value = timed_call(lambda: laplace_torch_update(model, small_loader, args.steps, 0.1))
     print(f"[{len(small)} images] ours, diag GGN fit + steps:       {ours_s:8.3f} s  "
           f"(log marglik {ours_value.item():.2f})")
     print(f"[{len(small)} images] laplace-torch, fit + steps:       {ref_s:8.3f} s  (log marglik {ref_value:.2f})")

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import torch
 
-from fashion_lenet import TRAINING, device_from_argv, lenet, loaders, median_of_alternating, platform
+from fashion_lenet import TRAINING, device_from_argv, lenet, loaders, platform
+from timing import median_of_alternating
 
 import models.registry as models_registry
 from datasets.memory_loader import InMemoryLoader

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import open_prune  # noqa: E402
+from benchmarks.timing import best_alternating  # noqa: E402
 from orderedness import brute_force_orderedness, exact_orderedness, heuristic_orderedness  # noqa: E402
 from branches.orderedness.step_rules import FLUSH_AT  # noqa: E402
 
@@ -41,16 +42,8 @@ def seconds_per_call(measure, blocks: torch.Tensor, num_outputs: int, repeats: i
     The training-time tracking benchmark calls this with exact_orderedness on the blocks it
     records, to put a price on tracking orderedness every step.
     """
-    best = float("inf")
-    for _ in range(repeats):
-        if blocks.is_cuda:
-            torch.cuda.synchronize(blocks.device)
-        start = time.perf_counter()
-        measure(blocks, num_outputs)
-        if blocks.is_cuda:
-            torch.cuda.synchronize(blocks.device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    best, _ = best_alternating({"measure": lambda: measure(blocks, num_outputs)}, repeats, blocks.device)
+    return best["measure"]
 
 
 def random_blocks(count: int, hidden: int, seed: int) -> torch.Tensor:

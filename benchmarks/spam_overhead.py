@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fashion_lenet import TRAINING, device_from_argv, lenet, loaders, platform  # noqa: E402
+from benchmarks.timing import timed  # noqa: E402
 from training.loop import train  # noqa: E402
 from branches.spam.prior_training import SpamHook, SpamHparams  # noqa: E402
 
@@ -52,14 +53,8 @@ def run(spam: bool, epochs: int, device: torch.device, data, curvature: str = "d
     hooks = [TimedSpamHook(SpamHparams(prior="unit", curvature=curvature, marglik_frequency=5), model,
                            "classification")] if spam else []
     with tempfile.TemporaryDirectory() as directory:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        train(model, h, train_loader, test_loader, Path(directory), platform=platform(device), data_order_seed=0,
-              hooks=hooks)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return timed(lambda: train(model, h, train_loader, test_loader, Path(directory), platform=platform(device),
+                                   data_order_seed=0, hooks=hooks), device)
 
 
 def main() -> None:
