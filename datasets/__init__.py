@@ -9,9 +9,10 @@ Every loader has `num_examples`, `batch_size`, `num_classes`, `len()` (iteration
 MNIST, Fashion-MNIST and CIFAR-10/100 live on the device as uint8 tensors (InMemoryLoader);
 ImageNet and Tiny ImageNet are decoded from files by DataLoader workers (FolderLoader).
 
-Each dataset is one module in datasets/catalog/ holding a `DatasetSpec` (datasets/spec.py): its
-facts, statistics, file layout and augmentation. The registry finds them; the format modules
-(mnist_format, cifar_format, folder_format) read whatever layout a spec gives them.
+Each dataset is one module in datasets/catalog/ that declares `NAME`, `SUMMARY` and `SPEC`, a
+`DatasetSpec` (datasets/spec.py): its facts, statistics, file layout and augmentation. The registry
+(datasets/registry.py, by the convention of foundations/registry.py) finds them; the format modules
+(mnist_format, cifar_format, folder_format, table_format) read whatever layout a spec gives them.
 """
 
 from datasets.registry import DatasetInfo, clear_cache, get, info, names

@@ -4,13 +4,20 @@
     info(name)                       facts only, reads no files
     get(hparams, train, root=..., device=...)   a loader over one split
 
+A dataset is an entry of the registry convention (foundations/registry.py): a module in
+datasets/catalog/ that assigns, at its top level,
+
+    NAME = "mnist"                   what --dataset_name takes
+    SUMMARY = "MNIST: ..."           one line for listings
+    SPEC = DatasetSpec(name=NAME, ...)   its facts, statistics and file layout (see datasets/spec.py)
+
+Nothing lists them, so adding a dataset is adding one file; modules without a NAME (and those whose
+names start with `_`, e.g. catalog/_sklearn.py) are helpers. `refresh()` looks at the catalog again.
+
 Files are read once per process: splits are cached by (name, split, root) and, for in-memory sets,
 their device copies by device as well. `clear_cache()` forgets them.
 """
 
-import functools
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +25,6 @@ from typing import Any, Callable
 
 import torch
 
-from datasets import catalog
 from datasets.folder_format import ImageFolders
 from datasets.folder_loader import FolderLoader
 from datasets.loader import Loader
@@ -28,25 +34,35 @@ from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
 from datasets.table_format import stratified_split
 from foundations.errors import UserError
+from foundations.registry import Registry
 
-__all__ = ["DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "spec", "specs"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "refresh", "spec",
+           "specs"]
+
+DATASETS = Registry("datasets.catalog", kind="dataset", attribute="SPEC")
 
 
-@functools.cache
+def _load(name: str) -> DatasetSpec:
+    """The SPEC of the catalog entry `name` (imports that module alone), checked against its NAME."""
+    entry = DATASETS.get(name)
+    if not isinstance(entry, DatasetSpec):
+        raise TypeError(f"{DATASETS.entry(name).module} declares the dataset {name!r}, "
+                        f"but its SPEC is {type(entry).__name__}, not a DatasetSpec")
+    if entry.name != name:
+        raise ValueError(f"{DATASETS.entry(name).module} declares NAME {name!r} but SPEC.name {entry.name!r}: "
+                         "build the spec with name=NAME")
+    return entry
+
+
 def specs() -> Mapping[str, DatasetSpec]:
-    """Every catalog entry by name, in rank order (ties by name). Call `specs.cache_clear()` to look again."""
-    found: dict[str, DatasetSpec] = {}
-    for module_info in pkgutil.iter_modules(catalog.__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{catalog.__name__}.{module_info.name}")
-        entry = getattr(module, "SPEC", None)
-        if not isinstance(entry, DatasetSpec):
-            continue
-        if entry.name in found:
-            raise ValueError(f"two catalog modules define the dataset {entry.name!r}; rename one")
-        found[entry.name] = entry
+    """Every catalog entry by name, in rank order (ties by name); imports every catalog module."""
+    found = {name: _load(name) for name in DATASETS.names()}
     return MappingProxyType(dict(sorted(found.items(), key=lambda item: (item[1].rank, item[0]))))
+
+
+def refresh() -> None:
+    """Look at the catalog folders again (after a module was added to or removed from one)."""
+    DATASETS.refresh()
 
 
 _CACHE: dict[tuple, Any] = {}
@@ -58,10 +74,9 @@ def names() -> list[str]:
 
 def spec(name: str) -> DatasetSpec:
     """The catalog entry of `name` (its facts, statistics and file layout)."""
-    known = specs()
-    if name not in known:
-        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(known)}")
-    return known[name]
+    if name not in DATASETS.entries:
+        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(specs())}")
+    return _load(name)
 
 
 def info(name: str) -> DatasetInfo:

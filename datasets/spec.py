@@ -1,4 +1,4 @@
-"""What one catalog entry declares: a dataset's facts and how its files are stored and augmented.
+"""What one catalog entry's SPEC declares: a dataset's facts and how its files are stored and augmented.
 
 A `DatasetSpec` is plain data. Its `files` field is one of the format layouts, which say where the
 files sit under the dataset root and what they are called:

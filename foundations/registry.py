@@ -20,6 +20,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -64,8 +65,9 @@ class Registry:
 
     def folders(self) -> list[Path]:
         """The package's folders (a package may span several, e.g. one a test adds to __path__)."""
-        spec = importlib.util.find_spec(self.package)
-        return [Path(folder) for folder in spec.submodule_search_locations]
+        package = sys.modules.get(self.package)
+        locations = package.__path__ if package is not None else importlib.util.find_spec(self.package).submodule_search_locations
+        return [Path(folder) for folder in locations]
 
     @functools.cached_property
     def entries(self) -> dict[str, Entry]:

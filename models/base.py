@@ -1,7 +1,9 @@
 """What every model is, and the record a model family files with the registry.
 
-A family is one file in `models/` that defines a module-level `FAMILY = ModelFamily(...)`; the
-registry finds it by scanning the package, so adding a model is adding one file.
+A family is one file in `models/` that declares `NAME`, `SUMMARY` (string literals) and
+`FAMILY = ModelFamily(...)` at its top level; the registry (models/registry.py, by the convention
+of foundations/registry.py) finds it by reading the package's sources, so adding a model is adding
+one file.
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
-_NAME = re.compile(r"(?:cifar_)?resnet_([1-9]\d*)(?:_([1-9]\d*))?")
+NAME = "cifar_resnet"
+SUMMARY = "He et al.'s CIFAR ResNet: 6n+2 layers in three stages of basic blocks"
+
+_MODEL_NAME = re.compile(r"(?:cifar_)?resnet_([1-9]\d*)(?:_([1-9]\d*))?")
 
 
 def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -75,7 +78,7 @@ class CifarResNetSpec(NamedTuple):
 
 
 def parse(name: str) -> Optional[CifarResNetSpec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None:
         return None
     depth, width = int(match.group(1)), int(match.group(2) or 16)

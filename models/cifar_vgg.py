@@ -18,9 +18,12 @@ import torch.nn.functional as F
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
+NAME = "cifar_vgg"
+SUMMARY = "VGG-11/13/16/19 for CIFAR: batchnorm convolutions, global pooling, one linear layer"
+
 _STAGE_WIDTHS = (64, 128, 256, 512, 512)
 _CONVS_PER_STAGE = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
-_NAME = re.compile(r"cifar_vgg_([1-9]\d*)")
+_MODEL_NAME = re.compile(r"cifar_vgg_([1-9]\d*)")
 
 
 class ConvBN(nn.Module):
@@ -56,7 +59,7 @@ class CifarVGG(Model):
 
 
 def parse(name: str) -> Optional[int]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None or int(match.group(1)) not in _CONVS_PER_STAGE:
         return None
     return int(match.group(1))

@@ -29,9 +29,12 @@ import torch.nn.functional as F
 from foundations.errors import UserError
 from models.base import InputShape, Model, ModelFamily
 
+NAME = "complete"
+SUMMARY = "one weight-tied recurrent layer in which every unit may feed every other"
+
 # dataset prefix -> (batch size, training steps); both train with Adam at lr 0.01
 _RECIPES = {"xor": (4, "1000ep"), "sine": (10, "40ep")}
-_NAME = re.compile(r"(" + "|".join(_RECIPES) + r")_complete_([1-9]\d*)(?:_t([1-9]\d*))?(_bias)?")
+_MODEL_NAME = re.compile(r"(" + "|".join(_RECIPES) + r")_complete_([1-9]\d*)(?:_t([1-9]\d*))?(_bias)?")
 DEFAULT_STEPS = 3
 
 
@@ -97,7 +100,7 @@ class CompleteSpec(NamedTuple):
 
 
 def parse(name: str) -> Optional[CompleteSpec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None:
         return None
     steps = int(match.group(3)) if match.group(3) else DEFAULT_STEPS

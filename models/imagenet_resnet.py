@@ -17,6 +17,9 @@ from torchvision.models import resnet as tv
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
+NAME = "imagenet_resnet"
+SUMMARY = "torchvision's ImageNet ResNets, with every stage's width scalable"
+
 DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     18: (tv.BasicBlock, (2, 2, 2, 2)),
     34: (tv.BasicBlock, (3, 4, 6, 3)),
@@ -24,7 +27,7 @@ DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     101: (tv.Bottleneck, (3, 4, 23, 3)),
     152: (tv.Bottleneck, (3, 8, 36, 3)),
 }
-_NAME = re.compile(r"imagenet_resnet_([1-9]\d*)(?:_([1-9]\d*))?")
+_MODEL_NAME = re.compile(r"imagenet_resnet_([1-9]\d*)(?:_([1-9]\d*))?")
 
 
 class ImageNetResNet(Model, tv.ResNet):
@@ -72,7 +75,7 @@ def parse_depth_width(depth: str, width: Optional[str]) -> Optional[ResNetSpec]:
 
 
 def parse(name: str) -> Optional[ResNetSpec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     return None if match is None else parse_depth_width(match.group(1), match.group(2))
 
 

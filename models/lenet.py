@@ -21,11 +21,14 @@ import torch.nn as nn
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
+NAME = "lenet"
+SUMMARY = "fully connected networks (ReLU, sigmoid or tanh) over the flattened input"
+
 _DATASET_OF_PREFIX = {None: "fashionmnist", "mnist": "mnist", "fashionmnist": "fashionmnist",
                       "cifar10": "cifar10", "cifar100": "cifar100", "cifar": "cifar10", "xor": "xor", "sine": "sine",
                       "iris": "iris", "wine": "wine", "breastcancer": "breastcancer"}
 _PREFIXES = "|".join(sorted((p for p in _DATASET_OF_PREFIX if p), key=len, reverse=True))
-_NAME = re.compile(rf"(?:({_PREFIXES})_)?(lenet|sigmoid|tanh)((?:_[1-9]\d*)*)")
+_MODEL_NAME = re.compile(rf"(?:({_PREFIXES})_)?(lenet|sigmoid|tanh)((?:_[1-9]\d*)*)")
 ACTIVATIONS = {"lenet": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
@@ -54,7 +57,7 @@ class LeNetSpec(NamedTuple):
 
 
 def parse(name: str) -> Optional[LeNetSpec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None or (match.group(2) != "lenet" and match.group(1) is None):
         return None  # a sigmoid/tanh net names its dataset: fashionmnist_sigmoid_50_30
     hidden = tuple(int(width) for width in match.group(3).split("_")[1:])

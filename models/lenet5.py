@@ -28,9 +28,12 @@ import torch.nn.functional as F
 import datasets.registry as datasets_registry
 from models.base import InputShape, Model, ModelFamily
 
+NAME = "lenet5"
+SUMMARY = "LeNet-5 of the SpaM paper: two convolutions, then fully connected 120-84"
+
 _DATASETS = {"mnist": "mnist", "fashionmnist": "fashionmnist", "cifar10": "cifar10", "cifar": "cifar10",
              "cifar100": "cifar100"}
-_NAME = re.compile(rf"({'|'.join(sorted(_DATASETS, key=len, reverse=True))})_lenet5")
+_MODEL_NAME = re.compile(rf"({'|'.join(sorted(_DATASETS, key=len, reverse=True))})_lenet5")
 
 
 class LeNet5(Model):
@@ -60,7 +63,7 @@ class LeNet5Spec(NamedTuple):
 
 
 def parse(name: str) -> Optional[LeNet5Spec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     return LeNet5Spec(_DATASETS[match.group(1)]) if match else None
 
 

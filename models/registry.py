@@ -1,22 +1,29 @@
 """Model names -> models: finds every family in models/ and builds seeded, initialized models.
 
-A family is any module in this package with a module-level `FAMILY` (a `ModelFamily`); nothing
-here lists them, so adding a model is adding one file.
+A family is an entry of the registry convention (foundations/registry.py): a module in models/
+that assigns, at its top level,
+
+    NAME = "cifar_vgg"                       the family's name (here always its module's name)
+    SUMMARY = "VGG-11/13/16/19 for CIFAR..."  one line for listings
+    FAMILY = ModelFamily(...)                how its model names look, are built and trained
+
+Nothing here lists them, so adding a model is adding one file. Helper modules (base, recipes,
+initializers, this one) declare no NAME. A model name is matched against every family's pattern
+(`family.parse(model_name)`), in NAME order.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import pkgutil
 from typing import Any, Protocol
 
 import torch
 
-import models
 from foundations.errors import UserError
+from foundations.registry import Registry
 from models import initializers
 from models.base import InputShape, Model, ModelFamily
+
+MODELS = Registry("models", kind="model family", attribute="FAMILY", plural="model families")
 
 
 class ModelHparamsLike(Protocol):
@@ -27,16 +34,17 @@ class ModelHparamsLike(Protocol):
     output_frozen: bool
 
 
-@functools.cache
 def families() -> tuple[ModelFamily, ...]:
-    """Every registered family, in module-name order."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda info: info.name):
-        module = importlib.import_module(f"{models.__name__}.{info.name}")
-        family = getattr(module, "FAMILY", None)
-        if isinstance(family, ModelFamily):
-            found.append(family)
-    return tuple(found)
+    """Every registered family, in name order (imports every family's module)."""
+    return tuple(_family(name) for name in MODELS.names())
+
+
+def _family(name: str) -> ModelFamily:
+    family = MODELS.get(name)
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"{MODELS.entry(name).module} declares the model family {name!r}, "
+                        f"but its FAMILY is {type(family).__name__}, not a ModelFamily")
+    return family
 
 
 def name_patterns() -> list[str]:

@@ -20,8 +20,11 @@ import datasets.registry as datasets_registry
 from models.base import InputShape, ModelFamily
 from models.lenet import LeNet
 
+NAME = "spam_mlp"
+SUMMARY = "the SpaM paper's fully connected ReLU networks, with its Adam recipe"
+
 _DATASETS = ("mnist", "fashionmnist", "cifar10", "cifar100", "iris", "wine", "breastcancer")
-_NAME = re.compile(rf"({'|'.join(sorted(_DATASETS, key=len, reverse=True))})_mlp((?:_[1-9]\d*)+)")
+_MODEL_NAME = re.compile(rf"({'|'.join(sorted(_DATASETS, key=len, reverse=True))})_mlp((?:_[1-9]\d*)+)")
 CANCERNET = "breastcancer_cancernet"
 
 
@@ -33,7 +36,7 @@ class MlpSpec(NamedTuple):
 def parse(name: str) -> Optional[MlpSpec]:
     if name == CANCERNET:
         return MlpSpec("breastcancer", (100, 100))
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None:
         return None
     return MlpSpec(match.group(1), tuple(int(width) for width in match.group(2).split("_")[1:]))

@@ -15,7 +15,10 @@ from models import recipes
 from models.base import InputShape, ModelFamily
 from models.imagenet_resnet import ImageNetResNet, ResNetSpec, parse_depth_width
 
-_NAME = re.compile(r"tinyimagenet_(resnet|modifiedresnet)_([1-9]\d*)(?:_([1-9]\d*))?")
+NAME = "tinyimagenet_resnet"
+SUMMARY = "ImageNet ResNets for Tiny ImageNet, optionally with a 3x3 stride-1 stem"
+
+_MODEL_NAME = re.compile(r"tinyimagenet_(resnet|modifiedresnet)_([1-9]\d*)(?:_([1-9]\d*))?")
 
 
 class TinyResNetSpec(NamedTuple):
@@ -24,7 +27,7 @@ class TinyResNetSpec(NamedTuple):
 
 
 def parse(name: str) -> Optional[TinyResNetSpec]:
-    match = _NAME.fullmatch(name)
+    match = _MODEL_NAME.fullmatch(name)
     if match is None:
         return None
     resnet = parse_depth_width(match.group(2), match.group(3))

@@ -18,6 +18,7 @@ from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetInfo, DatasetSpec
 from foundations.errors import UserError
 from tests.test_datasets import crop_candidates, unique_images, write_idx
+from tests.test_models import assert_registry_convention
 
 SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet", "xor", "sine", "iris", "wine",
            "breastcancer"]
@@ -27,8 +28,11 @@ SCRIPT_DIGITS = '''
 from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetSpec
 
+NAME = "scriptdigits"
+SUMMARY = "made-up handwritten script digits, 12x12 grey, 7 classes"
+
 SPEC = DatasetSpec(
-    name="scriptdigits",
+    name=NAME,
     num_classes=7,
     input_shape=(1, 12, 12),
     num_train=21,
@@ -56,11 +60,13 @@ def extra_catalog(tmp_path, monkeypatch):
     """A second catalog directory the registry searches; modules written there are forgotten afterwards."""
     extra = tmp_path / "catalog"
     extra.mkdir()
-    monkeypatch.setattr(catalog, "__path__", [*catalog.__path__, str(extra)])
-    registry.specs.cache_clear()
+    folders = [*catalog.__path__, str(extra)]
+    monkeypatch.setattr(catalog, "__path__", folders)  # where imports and the registry look
+    registry.refresh()
     registry.clear_cache()
     yield extra
-    registry.specs.cache_clear()
+    monkeypatch.undo()
+    registry.refresh()
     registry.clear_cache()
     for file in extra.glob("*.py"):
         sys.modules.pop(f"{catalog.__name__}.{file.stem}", None)
@@ -71,6 +77,12 @@ def extra_catalog(tmp_path, monkeypatch):
 def add_module(directory: Path, name: str, source: str) -> None:
     (directory / f"{name}.py").write_text(textwrap.dedent(source))
     importlib.invalidate_caches()
+
+
+def test_every_dataset_follows_the_registry_convention():
+    names = assert_registry_convention("datasets.registry", "DATASETS", lambda spec: isinstance(spec, DatasetSpec))
+    assert names == sorted(SHIPPED) and datasets.names() == SHIPPED  # listed by name, served by rank
+    assert all(registry.DATASETS.get(name).name == name for name in names)
 
 
 def test_a_new_dataset_is_one_catalog_file(extra_catalog, tmp_path):
@@ -114,15 +126,27 @@ def test_a_new_dataset_is_one_catalog_file(extra_catalog, tmp_path):
 
 
 def test_two_modules_defining_one_name_are_refused(extra_catalog):
-    add_module(extra_catalog, "another_mnist", SCRIPT_DIGITS.replace('name="scriptdigits"', 'name="mnist"'))
-    with pytest.raises(ValueError, match="two catalog modules define the dataset 'mnist'"):
+    add_module(extra_catalog, "another_mnist", SCRIPT_DIGITS.replace('NAME = "scriptdigits"', 'NAME = "mnist"'))
+    with pytest.raises(RuntimeError, match="two datasets are named 'mnist': datasets.catalog.mnist and "
+                                           "datasets.catalog.another_mnist"):
         datasets.names()
 
 
-def test_modules_without_a_spec_and_private_modules_are_not_datasets(extra_catalog):
+def test_modules_without_a_name_and_private_modules_are_not_datasets(extra_catalog):
     add_module(extra_catalog, "helpers", "SPEC = {'name': 'not a DatasetSpec'}\n")
+    add_module(extra_catalog, "unnamed", SCRIPT_DIGITS.replace('NAME = "scriptdigits"\n', ""))
     add_module(extra_catalog, "_draft", SCRIPT_DIGITS)
     assert datasets.names() == SHIPPED
+
+
+@pytest.mark.parametrize("source, error, message", [
+    ("NAME = 'oops'\nSUMMARY = 'a dict, not a spec'\nSPEC = {'name': 'oops'}\n", TypeError, "not a DatasetSpec"),
+    (SCRIPT_DIGITS.replace("name=NAME", 'name="scripted"'), ValueError, "SPEC.name 'scripted'"),
+])
+def test_an_entry_whose_spec_does_not_match_its_declaration_is_refused(extra_catalog, source, error, message):
+    add_module(extra_catalog, "oops", source)
+    with pytest.raises(error, match=message):
+        datasets.names()
 
 
 @pytest.mark.parametrize("change, message", [

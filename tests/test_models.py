@@ -1,7 +1,11 @@
 """Model families and the registry: sizes, shapes, names, seeding, freezing, recipes, errors."""
 
+import ast
 import importlib
+import json
 import pkgutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -12,8 +16,10 @@ import torchvision
 import models
 
 from foundations.errors import UserError
+from foundations.registry import module_path
 from models import cifar_vgg, imagenet_resnet, registry, tinyimagenet_resnet
-from models.base import Model
+from models.base import Model, ModelFamily
+from tests.processes import REPO, env
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
@@ -280,6 +286,44 @@ def test_invalid_names_are_user_errors(name):
         message = str(error.value)
         assert "\n" not in message and repr(name) in message
         assert all(pattern in message for pattern in registry.name_patterns())
+
+
+def assert_registry_convention(module: str, attribute: str, is_object, listing: str = "REGISTRY.names()"):
+    """The registry `attribute` of `module` follows foundations/registry.py: every entry it lists
+    declares NAME (its listed name), a one-line SUMMARY and an object that passes `is_object`; no
+    other module in its folders declares NAME, SUMMARY or that object; and importing the registry
+    and evaluating `listing` (in a fresh process) imports no entry module. Returns the names."""
+    reg = getattr(importlib.import_module(module), attribute)
+    names = reg.names()
+    assert names
+    for name in names:
+        entry = importlib.import_module(reg.entry(name).module)
+        assert entry.NAME == name
+        assert isinstance(entry.SUMMARY, str) and entry.SUMMARY.strip() and "\n" not in entry.SUMMARY
+        assert is_object(getattr(entry, reg.attribute)), entry.__name__
+    entry_files = {module_path(reg.entry(name).module) for name in names}
+    for folder in reg.folders():
+        for path in folder.rglob("*.py"):
+            if path not in entry_files:
+                assigned = {target.id for node in ast.parse(path.read_text()).body if isinstance(node, ast.Assign)
+                            for target in node.targets if isinstance(target, ast.Name)}
+                assert not assigned & {"NAME", "SUMMARY", reg.attribute}, f"{path} is a helper, not an entry"
+    code = (f"import importlib, json, sys\nmodule = importlib.import_module({module!r})\n"
+            f"REGISTRY = getattr(module, {attribute!r})\nlisted = {listing}\n"
+            "entries = {REGISTRY.entry(name).module for name in REGISTRY.names()}\n"
+            "print(json.dumps({'listed': listed, 'imported': sorted(entries & set(sys.modules))}))")
+    child = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True,
+                           check=True)
+    result = json.loads(child.stdout)
+    assert result["imported"] == [] and result["listed"]
+    return names
+
+
+def test_every_family_follows_the_registry_convention():
+    names = assert_registry_convention("models.registry", "MODELS", lambda family: isinstance(family, ModelFamily))
+    assert names == sorted(info.name for info in pkgutil.iter_modules(models.__path__)
+                           if hasattr(importlib.import_module(f"models.{info.name}"), "FAMILY"))
+    assert [registry.MODELS.get(name) for name in names] == list(registry.families())
 
 
 def test_name_patterns_cover_every_family():

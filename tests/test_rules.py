@@ -8,6 +8,7 @@ import torch
 
 from foundations.errors import UserError
 from pruning import rules
+from tests.test_models import assert_registry_convention
 
 
 def hand_matrix() -> torch.Tensor:
@@ -26,6 +27,13 @@ def test_registry_finds_every_rule_and_marks_the_constraints():
     assert rules.names() == ["dyn_topk", "dyn_tril_damp", "random", "threshold", "topk", "tril_damp", "tril_prune"]
     assert rules.constraint_names() == ["dyn_tril_damp", "tril_damp", "tril_prune"]
     assert not rules.get("topk", keep=0.5).constraint and rules.get("tril_prune").constraint
+
+
+def test_every_rule_follows_the_registry_convention():
+    is_rule = lambda rule: isinstance(rule, type) and issubclass(rule, rules.Rule)
+    names = assert_registry_convention("pruning.rules", "STEP_RULES", is_rule, listing="module.names()")
+    assert names == rules.names() == list(rules.RULES)
+    assert all(rules.RULES[name] is rules.STEP_RULES.get(name) for name in names)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -6,6 +6,7 @@ from torch import nn
 from foundations.errors import UserError
 from pruning import Mask, ScoringData, prune_in_rounds, scores
 from pruning.scores.grasp import TEMPERATURE
+from tests.test_models import assert_registry_convention
 from tests.test_pruning_nets import TinyCNN, TinyMLP, labelled_data
 
 
@@ -23,6 +24,15 @@ def test_strategy_strings_parse_to_name_and_examples_per_class():
     assert snip10.func is snip.snip_scores and snip10.keywords == {"examples_per_class": 10}
     assert scores.get("graspabs3").func is graspabs.graspabs_scores
     assert scores.get("grasp3").func is grasp.grasp_scores
+
+
+def test_every_score_follows_the_registry_convention():
+    names = assert_registry_convention("pruning.scores", "SCORES", callable)
+    assert names == ["grasp", "graspabs", "magnitude", "opd", "random", "snip", "synflow"]
+    assert scores.DATA_FREE == {name: scores.SCORES.get(name) for name in ("magnitude", "opd", "random", "synflow")}
+    assert list(scores.PER_CLASS) == ["grasp", "graspabs", "snip"]
+    from pruning.scores import snip
+    assert snip.SCORE is snip.snip_scores
 
 
 @pytest.mark.parametrize("strategy, message", [

@@ -5,8 +5,11 @@ import torchvision
 from datasets.cifar_format import PickledBatches
 from datasets.spec import DatasetSpec
 
+NAME = "cifar10"
+SUMMARY = "CIFAR-10: 32x32 colour images, 10 classes"
+
 SPEC = DatasetSpec(
-    name="cifar10",
+    name=NAME,
     num_classes=10,
     input_shape=(3, 32, 32),
     num_train=50000,

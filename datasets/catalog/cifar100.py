@@ -5,8 +5,11 @@ import torchvision
 from datasets.cifar_format import PickledBatches
 from datasets.spec import DatasetSpec
 
+NAME = "cifar100"
+SUMMARY = "CIFAR-100: 32x32 colour images, 100 fine classes"
+
 SPEC = DatasetSpec(
-    name="cifar100",
+    name=NAME,
     num_classes=100,
     input_shape=(3, 32, 32),
     num_train=50000,

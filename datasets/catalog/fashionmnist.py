@@ -11,6 +11,9 @@ import torchvision
 from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetSpec
 
+NAME = "fashionmnist"
+SUMMARY = "Fashion-MNIST: clothing images, 28x28 grey, 10 classes"
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -19,7 +22,7 @@ def _debian_dir() -> Path:
 
 
 SPEC = DatasetSpec(
-    name="fashionmnist",
+    name=NAME,
     num_classes=10,
     input_shape=(1, 28, 28),
     num_train=60000,

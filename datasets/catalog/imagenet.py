@@ -8,8 +8,11 @@ from torchvision.transforms import v2
 from datasets.folder_format import ImageFolders
 from datasets.spec import DatasetSpec
 
+NAME = "imagenet"
+SUMMARY = "ImageNet (ILSVRC2012): 1000 classes, 224x224 crops"
+
 SPEC = DatasetSpec(
-    name="imagenet",
+    name=NAME,
     num_classes=1000,
     input_shape=(3, 224, 224),
     num_train=1281167,

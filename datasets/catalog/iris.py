@@ -2,4 +2,7 @@
 
 from datasets.catalog._sklearn import table_spec
 
-SPEC = table_spec("iris", "load_iris", class_sizes=(50, 50, 50), num_features=4, rank=70)
+NAME = "iris"
+SUMMARY = "scikit-learn's iris table: 150 flowers, 4 features, 3 classes"
+
+SPEC = table_spec(NAME, "load_iris", class_sizes=(50, 50, 50), num_features=4, rank=70)

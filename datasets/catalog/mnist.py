@@ -5,8 +5,11 @@ import torchvision
 from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetSpec
 
+NAME = "mnist"
+SUMMARY = "MNIST: handwritten digits, 28x28 grey, 10 classes"
+
 SPEC = DatasetSpec(
-    name="mnist",
+    name=NAME,
     num_classes=10,
     input_shape=(1, 28, 28),
     num_train=60000,

@@ -8,6 +8,9 @@ import torch
 from datasets.spec import DatasetSpec
 from datasets.table_format import TensorTable
 
+NAME = "sine"
+SUMMARY = "150 pairs x, y = (sin x1 + sin x2) / 2, regression (no held-out data)"
+
 
 def rows() -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.arange(0, 3, 0.01, dtype=torch.float64).reshape(-1, 2)
@@ -15,5 +18,5 @@ def rows() -> tuple[torch.Tensor, torch.Tensor]:
     return x.float(), y.float().unsqueeze(1)
 
 
-SPEC = DatasetSpec(name="sine", num_classes=1, input_shape=(2,), num_train=150, num_test=150, mean=(), std=(),
+SPEC = DatasetSpec(name=NAME, num_classes=1, input_shape=(2,), num_train=150, num_test=150, mean=(), std=(),
                    files=TensorTable(rows), task="regression", rank=61)

@@ -9,8 +9,11 @@ from torchvision.transforms import v2
 from datasets.folder_format import ImageFolders
 from datasets.spec import DatasetSpec
 
+NAME = "tinyimagenet"
+SUMMARY = "Tiny ImageNet: 64x64 colour images, 200 classes"
+
 SPEC = DatasetSpec(
-    name="tinyimagenet",
+    name=NAME,
     num_classes=200,
     input_shape=(3, 64, 64),
     num_train=100000,

@@ -2,4 +2,7 @@
 
 from datasets.catalog._sklearn import table_spec
 
-SPEC = table_spec("wine", "load_wine", class_sizes=(59, 71, 48), num_features=13, rank=71)
+NAME = "wine"
+SUMMARY = "scikit-learn's wine table: 178 wines, 13 features, 3 cultivars"
+
+SPEC = table_spec(NAME, "load_wine", class_sizes=(59, 71, 48), num_features=13, rank=71)

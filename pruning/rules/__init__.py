@@ -7,46 +7,61 @@
             rule.apply(model.weight, progress=epoch / epochs)
     checkpoint["rule"] = rule.state_dict()       # plain tensors: a drawn mask, a frozen tau
 
-Every module `pruning/rules/<name>.py` that defines `RULE` (a `Rule` subclass) is the rule
-`<name>`, found here by itself: adding a rule is adding one file. The settings a rule takes are
-its constructor's parameters (those without a default are required); `get` refuses a missing
-one and one the rule does not take (`seed` is passed to every rule and used by those that draw). A new
-kind of setting is a new entry in `base.SETTINGS` and a new keyword of `get`.
+A rule is an entry of the registry convention (foundations/registry.py): a module in
+pruning/rules/ that assigns, at its top level,
+
+    NAME = "topk"                    what --rule takes
+    SUMMARY = "keep the floor(...)"  one line for listings
+    RULE = TopK                      a `Rule` subclass
+
+Nothing here lists them, so adding a rule is adding one file (base.py, a helper, declares no
+NAME). `names()` imports none of them, `get` the one it names; RULES ({name: Rule subclass}) and
+`constraint_names()` import them all.
+
+The settings a rule takes are its constructor's parameters (those without a default are
+required); `get` refuses a missing one and one the rule does not take (`seed` is passed to every
+rule and used by those that draw). A new kind of setting is a new entry in `base.SETTINGS` and a
+new keyword of `get`.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from typing import Optional
 
 from foundations.errors import UserError
+from foundations.registry import Registry
 from pruning.rules.base import SETTINGS, Rule, sin4
 
+STEP_RULES = Registry("pruning.rules", kind="pruning rule", attribute="RULE")
 
-def _discover() -> dict[str, type[Rule]]:
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        rule = getattr(importlib.import_module(f"{__name__}.{info.name}"), "RULE", None)
-        if isinstance(rule, type) and issubclass(rule, Rule):
-            found[info.name] = rule
-    return found
+__all__ = ["RULES", "STEP_RULES", "Rule", "constraint_names", "get", "names", "settings_of", "sin4"]
 
 
-RULES = _discover()
+def _load(name: str) -> type[Rule]:
+    """The RULE of entry `name` (imports that module alone)."""
+    rule = STEP_RULES.get(name)
+    if not (isinstance(rule, type) and issubclass(rule, Rule)):
+        raise TypeError(f"{STEP_RULES.entry(name).module} declares the pruning rule {name!r}, "
+                        f"but its RULE is {rule!r}, not a Rule subclass")
+    return rule
 
-__all__ = ["RULES", "Rule", "constraint_names", "get", "names", "settings_of", "sin4"]
+
+def __getattr__(attribute: str):
+    """RULES ({name: Rule subclass}, in name order), built when asked for: it imports every rule."""
+    if attribute == "RULES":
+        return {name: _load(name) for name in names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 def names() -> list[str]:
     """Every rule, in name order."""
-    return list(RULES)
+    return STEP_RULES.names()
 
 
 def constraint_names() -> list[str]:
     """The rules that optimize the orderedness metric directly (never pool them with the rest)."""
-    return [name for name, rule in RULES.items() if rule.constraint]
+    return [name for name in names() if _load(name).constraint]
 
 
 def settings_of(name: str) -> dict[str, bool]:
@@ -57,11 +72,11 @@ def settings_of(name: str) -> dict[str, bool]:
 
 
 def _rule(name: str) -> type[Rule]:
-    if not isinstance(name, str) or name.strip().lower() not in RULES:
+    if not isinstance(name, str) or name.strip().lower() not in STEP_RULES.entries:
         constraints = ", ".join(constraint_names())
-        raise UserError(f"unknown pruning rule {name!r}: use one of {', '.join(RULES)} "
+        raise UserError(f"unknown pruning rule {name!r}: use one of {', '.join(names())} "
                         f"({constraints} are constraints on the orderedness metric)")
-    return RULES[name.strip().lower()]
+    return _load(name.strip().lower())
 
 
 def _describe(name: str) -> str:

@@ -13,6 +13,9 @@ import torch
 from pruning.rules.base import Rule, check_keep, sin4
 from pruning.rules.topk import keep_largest
 
+NAME = "dyn_topk"
+SUMMARY = "top-k whose kept fraction falls from 1 to keep over training (sin^4)"
+
 
 class DynTopK(Rule):
     """Top-k with a sin^4 ramp of the pruned fraction."""

@@ -8,6 +8,9 @@ import torch
 from pruning.rules.base import Rule, check_damping, sin4
 from pruning.rules.tril_damp import damp_lower
 
+NAME = "dyn_tril_damp"
+SUMMARY = "tril_damp whose damping rises from 0 to damping over training (sin^4; a constraint)"
+
 
 class DynTrilDamp(Rule):
     """Damp the strictly lower triangle by a sin^4-ramped fraction per step."""

@@ -13,6 +13,9 @@ import torch
 from foundations.errors import UserError
 from pruning.rules.base import Rule, check_prune_fraction, check_seed
 
+NAME = "random"
+SUMMARY = "a random mask drawn once from the seed, each weight pruned with probability prune_fraction"
+
 
 class RandomMask(Rule):
     """A fixed random mask."""

@@ -14,6 +14,9 @@ import torch
 
 from pruning.rules.base import Rule, check_threshold
 
+NAME = "threshold"
+SUMMARY = "zero every |w| below a threshold, given or frozen from the first step's weights"
+
 
 class Threshold(Rule):
     """Magnitude threshold, given or frozen from the first step's weights."""

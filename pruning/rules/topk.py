@@ -13,6 +13,9 @@ import torch
 
 from pruning.rules.base import Rule, check_keep
 
+NAME = "topk"
+SUMMARY = "keep the floor(keep * numel) largest |w|, re-ranked after every step"
+
 
 def keep_largest(weight: torch.Tensor, count: int) -> None:
     """Zero all but the `count` largest-magnitude entries of `weight`, in place."""

@@ -12,6 +12,9 @@ import torch
 
 from pruning.rules.base import Rule, check_damping, check_matrix
 
+NAME = "tril_damp"
+SUMMARY = "W <- W - damping * tril(W, -1) after every step (a constraint)"
+
 
 def damp_lower(weight: torch.Tensor, damping: float, rule: str = "tril_damp") -> None:
     """weight -= damping * tril(weight, -1), in place."""

@@ -7,6 +7,9 @@ import torch
 
 from pruning.rules.base import Rule, check_matrix
 
+NAME = "tril_prune"
+SUMMARY = "zero the strictly lower triangle after every step (a constraint)"
+
 
 class TrilPrune(Rule):
     """Keep only the upper triangle and the diagonal."""

@@ -4,57 +4,82 @@ examples per class it reads ('snip10' = SNIP on 10 examples of every class).
     score = scores.get("grasp10")
     per_weight = score(model, mask, ScoringData(examples=loader, seed=7))
 
-Every module `pruning/scores/<name>.py` that defines `<name>_scores(model, mask, data)` is a
-score, found here by itself: adding a score is adding one file. A score whose function takes an
-`examples_per_class` keyword reads training examples and is written `<name>N`.
+A score is an entry of the registry convention (foundations/registry.py): a module in
+pruning/scores/ that assigns, at its top level,
+
+    NAME = "snip"                    the strategy word
+    SUMMARY = "connection sensitivity ..."   one line for listings
+    SCORE = snip_scores              the function score(model, mask, data) -> {weight name: scores}
+
+Nothing here lists them, so adding a score is adding one file (base.py, a helper, declares no
+NAME). A score whose function takes an `examples_per_class` keyword reads training examples and is
+written `<NAME>N`. Listing the scores' names (`SCORES.names()`) imports none of them; `get` imports
+the one it names; `names()`, DATA_FREE and PER_CLASS import them all.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import pkgutil
 import re
+from collections.abc import Callable
 
 from foundations.errors import UserError
+from foundations.registry import Registry
 from pruning.scores.base import ExampleSource, Score, ScoringData
 
+SCORES = Registry("pruning.scores", kind="score", attribute="SCORE")
 
-def _discover() -> tuple[dict, dict]:
+__all__ = ["SCORES", "ExampleSource", "Score", "ScoringData", "get", "names"]
+
+
+def _score(name: str) -> Callable:
+    """The SCORE of entry `name` (imports that module alone)."""
+    score = SCORES.get(name)
+    if not callable(score):
+        raise TypeError(f"{SCORES.entry(name).module} declares the score {name!r}, "
+                        f"but its SCORE is {type(score).__name__}, not a function")
+    return score
+
+
+def _reads_examples(score: Callable) -> bool:
+    return "examples_per_class" in inspect.signature(score).parameters
+
+
+def _by_kind() -> tuple[dict[str, Callable], dict[str, Callable]]:
+    """({name: score} of the data-free scores, {name: score} of the per-class ones), in name order."""
     data_free, per_class = {}, {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        function = getattr(module, f"{info.name}_scores", None)
-        if function is None:
-            continue
-        takes_count = "examples_per_class" in inspect.signature(function).parameters
-        (per_class if takes_count else data_free)[info.name] = function
+    for name in SCORES.names():
+        score = _score(name)
+        (per_class if _reads_examples(score) else data_free)[name] = score
     return data_free, per_class
 
 
-DATA_FREE, PER_CLASS = _discover()
-
-__all__ = ["ExampleSource", "Score", "ScoringData", "get", "names"]
+def __getattr__(attribute: str):
+    """DATA_FREE and PER_CLASS ({name: score function}), built when asked for: they import every score."""
+    if attribute in ("DATA_FREE", "PER_CLASS"):
+        return _by_kind()[attribute == "PER_CLASS"]
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 def names() -> list[str]:
     """Every valid strategy form, N standing for the examples per class."""
-    return list(DATA_FREE) + [f"{name}N" for name in PER_CLASS]
+    data_free, per_class = _by_kind()
+    return list(data_free) + [f"{name}N" for name in per_class]
 
 
 def get(strategy: str) -> Score:
     """The score a strategy string names; a UserError listing the valid forms otherwise."""
-    valid = ", ".join(names())
     match = re.fullmatch(r"([a-z]+)(\d*)", strategy.strip().lower()) if isinstance(strategy, str) else None
-    if match is None or match[1] not in DATA_FREE | PER_CLASS:
-        raise UserError(f"unknown pruning strategy {strategy!r}: use one of {valid} "
+    if match is None or match[1] not in SCORES.entries:
+        raise UserError(f"unknown pruning strategy {strategy!r}: use one of {', '.join(names())} "
                         "(N = examples per class, e.g. snip10)")
     name, count = match[1], match[2]
-    if name in DATA_FREE:
+    score = _score(name)
+    if not _reads_examples(score):
         if count:
             raise UserError(f"strategy {strategy!r}: {name} takes no example count, write {name!r}")
-        return DATA_FREE[name]
+        return score
     if not count or int(count) < 1:
         raise UserError(f"strategy {strategy!r}: {name} needs N >= 1 examples per class, e.g. {name}10")
-    return functools.partial(PER_CLASS[name], examples_per_class=int(count))
+    return functools.partial(score, examples_per_class=int(count))

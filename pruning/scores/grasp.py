@@ -18,6 +18,9 @@ from torch import nn
 from pruning.mask import Mask
 from pruning.scores.base import ScoringData, batch_losses, masked_copy
 
+NAME = "grasp"
+SUMMARY = "gradient signal preservation -w * (H g) on N examples per class"
+
 TEMPERATURE = 200.0
 
 
@@ -35,3 +38,6 @@ def grasp_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData], *, e
         for acc, w, hg in zip(total, weights, product):
             acc.add_(-w.detach() * hg, alpha=share)
     return dict(zip(mask, total))
+
+
+SCORE = grasp_scores

@@ -26,6 +26,9 @@ from bayes.priors import Prior
 from pruning.mask import Mask
 from pruning.scores.base import ScoringData
 
+NAME = "opd"
+SUMMARY = "Optimal Posterior Damage: w^2 times the Laplace posterior precision, on the training set"
+
 CURVATURE = "diag_ggn"
 
 
@@ -51,3 +54,6 @@ def opd_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData]) -> dic
                               mask={name: alive for name, alive in mask.items()})
     precision = weight_decay_precision(data.weight_decay, loader.num_examples)
     return posterior_damage(curvature, scalar_prior(model, precision), names=list(mask.keys()))
+
+
+SCORE = opd_scores

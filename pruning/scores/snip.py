@@ -16,6 +16,9 @@ from torch import nn
 from pruning.mask import Mask
 from pruning.scores.base import ScoringData, batch_losses, masked_copy
 
+NAME = "snip"
+SUMMARY = "connection sensitivity |w * dL/dw| on N examples per class"
+
 
 def snip_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData], *, examples_per_class: int,
                 ) -> dict[str, torch.Tensor]:
@@ -28,3 +31,6 @@ def snip_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData], *, ex
         for acc, w, g in zip(total, weights, gradients):
             acc.add_((w.detach() * g).abs(), alpha=share)
     return dict(zip(mask, total))
+
+
+SCORE = snip_scores

@@ -16,6 +16,9 @@ from torch import nn
 from pruning.mask import Mask
 from pruning.scores.base import ScoringData, masked_copy
 
+NAME = "synflow"
+SUMMARY = "iterative synaptic flow |w * dR/dw| on an all-ones input (data free)"
+
 
 def synflow_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData]) -> dict[str, torch.Tensor]:
     if data is None or data.input_shape is None:
@@ -29,3 +32,6 @@ def synflow_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData]) ->
     flow = net(ones).sum()
     gradients = torch.autograd.grad(flow, weights)
     return {name: (w.detach() * g).abs() for name, w, g in zip(mask, weights, gradients)}
+
+
+SCORE = synflow_scores
