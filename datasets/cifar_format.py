@@ -55,7 +55,7 @@ class PickledBatches:
     directory: the folder under the dataset root holding the batch files.
     train_files, test_files: the files of each split, concatenated in this order.
     label_key: the key of the label list in each batch ("labels" in CIFAR-10, "fine_labels" in CIFAR-100).
-    download_class: the torchvision dataset class that `--download` uses (it must unpack into
+    download_class: the name of the torchvision dataset class that `--download` uses (it must unpack into
         `<root>/<directory>`), or None if it cannot.
     """
 
@@ -63,7 +63,7 @@ class PickledBatches:
     train_files: tuple[str, ...]
     test_files: tuple[str, ...]
     label_key: str
-    download_class: type | None = None
+    download_class: str | None = None
 
     def read_split(
         self, name: str, train: bool, root: Path, download: bool = False
@@ -72,8 +72,10 @@ class PickledBatches:
         directory = Path(root) / self.directory
         paths = [directory / f for f in (self.train_files if train else self.test_files)]
         if not all(p.is_file() for p in paths) and download and self.download_class is not None:
+            import torchvision.datasets  # only to download
+
             try:
-                self.download_class(root=str(root), train=train, download=True)
+                getattr(torchvision.datasets, self.download_class)(root=str(root), train=train, download=True)
             except Exception as error:  # network or disk failures: tell the user, not a traceback
                 raise UserError(
                     f"downloading {name} into {root} failed ({error}); fetch the archive by hand"

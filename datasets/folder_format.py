@@ -9,14 +9,18 @@ Class indices come from the sorted class folders of the training directory for b
 they always agree.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision.datasets.folder import find_classes, make_dataset
-from torchvision.transforms import v2
 
 from foundations.errors import UserError
+
+if TYPE_CHECKING:  # torchvision is imported where images are listed or transformed, not to name a dataset
+    from torchvision.transforms import v2
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -65,6 +69,8 @@ class ImageFolders:
         train_dir = base / self.train_dir
         if not train_dir.is_dir():
             raise self._missing(name, train_dir, "one folder of images per class")
+        from torchvision.datasets.folder import find_classes, make_dataset
+
         classes, class_to_idx = find_classes(str(train_dir))
         split_dir = train_dir if train else base / self.test_dir
         if not train and self.annotations is not None and (split_dir / self.annotations).is_file():
@@ -78,6 +84,8 @@ class ImageFolders:
         return samples, classes
 
     def transform(self, augment: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Transform:
+        from torchvision.transforms import v2
+
         """The transform of a uint8 (C, H, W) image: crop (and flip when augmenting), scale, normalize."""
         crop = self.augmented if augment else self.plain
         return v2.Compose([*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from foundations.errors import UserError
 
@@ -38,10 +37,14 @@ def read_gzipped_idx(path: Path) -> torch.Tensor:
 
 
 def _read_images(path: Path) -> torch.Tensor:
+    from torchvision.datasets.mnist import read_image_file  # torchvision: only for uncompressed files
+
     return read_gzipped_idx(path) if path.suffix == ".gz" else read_image_file(str(path))
 
 
 def _read_labels(path: Path) -> torch.Tensor:
+    from torchvision.datasets.mnist import read_label_file
+
     return read_gzipped_idx(path).long() if path.suffix == ".gz" else read_label_file(str(path))
 
 
@@ -62,7 +65,7 @@ class IdxFiles:
     """Where one MNIST-family dataset's IDX files are, and what to do when they are not there.
 
     directory: the folder under the dataset root; files are looked for in `<root>/<directory>/raw/`.
-    download_class: the torchvision dataset class that `--download` uses (it must download into
+    download_class: the name of the torchvision dataset class that `--download` uses (it must download into
         that same folder: torchvision names the folder after the class), or None if it cannot.
     fallback: a function giving one more directory to search after the root's (called at read time).
     how_to_get: what the missing-files error tells the user to do; `{directory}` stands for
@@ -72,7 +75,7 @@ class IdxFiles:
     directory: str
     train_files: tuple[str, str] = file_names(True)
     test_files: tuple[str, str] = file_names(False)
-    download_class: type | None = None
+    download_class: str | None = None
     fallback: Callable[[], Path] | None = None
     how_to_get: str | None = None
 
@@ -94,8 +97,10 @@ class IdxFiles:
         dirs = self.search_dirs(root)
         files = next((f for f in (_find_files(d, self.names(train)) for d in dirs) if f is not None), None)
         if files is None and download and self.download_class is not None:
+            import torchvision.datasets  # only to download
+
             try:
-                self.download_class(root=str(root), train=train, download=True)
+                getattr(torchvision.datasets, self.download_class)(root=str(root), train=train, download=True)
             except Exception as error:  # network or disk failures: tell the user, not a traceback
                 raise UserError(
                     f"downloading {name} into {dirs[0]} failed ({error}); fetch the files by hand"

@@ -26,7 +26,6 @@ from typing import Any, Callable
 import torch
 
 from datasets.folder_format import ImageFolders
-from datasets.folder_loader import FolderLoader
 from datasets.loader import Loader
 from datasets.memory_loader import InMemoryLoader
 from datasets.seeds import derive_seed, generator
@@ -180,6 +179,7 @@ def get(
         labels = torch.tensor([label for _, label in samples])
         labels = randomize_labels(labels, h.random_labels_fraction, len(classes), seed).tolist()
         samples = [(path, label) for (path, _), label in zip(samples, labels)]
+    from datasets.folder_loader import FolderLoader  # torchvision: imported only for image folders
     return FolderLoader(
         samples, num_classes=len(classes), batch_size=h.batch_size,
         transform=entry.files.transform(augment, entry.mean, entry.std),

@@ -33,6 +33,13 @@ def check_step_list_syntax(text: str, flag: str) -> None:
         check_step_syntax(part.strip(), flag)
 
 
+def written_parts(text: str) -> tuple[int, int]:
+    """(epochs, iterations) as a step string writes them: '2ep10it' -> (2, 10), '500it' -> (0, 500)."""
+    check_step_syntax(text)
+    epochs, iterations = _STEP_RE.match(text.strip()).groups()
+    return int(epochs or 0), int(iterations or 0)
+
+
 @dataclass(frozen=True, order=True)
 class Step:
     iteration: int

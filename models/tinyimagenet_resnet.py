@@ -12,8 +12,8 @@ import re
 from typing import NamedTuple, Optional
 
 from models import recipes
-from models.base import InputShape, ModelFamily
-from models.imagenet_resnet import ImageNetResNet, ResNetSpec, parse_depth_width
+from models.base import InputShape, Model, ModelFamily
+from models.imagenet_resnet import ResNetSpec, parse_depth_width
 
 NAME = "tinyimagenet_resnet"
 SUMMARY = "ImageNet ResNets for Tiny ImageNet, optionally with a 3x3 stride-1 stem"
@@ -34,7 +34,8 @@ def parse(name: str) -> Optional[TinyResNetSpec]:
     return None if resnet is None else TinyResNetSpec(resnet, match.group(1) == "modifiedresnet")
 
 
-def build(spec: TinyResNetSpec, input_shape: InputShape, num_classes: int) -> ImageNetResNet:
+def build(spec: TinyResNetSpec, input_shape: InputShape, num_classes: int) -> Model:
+    from models._resnet_network import ImageNetResNet  # torchvision: imported only to build one
     depth, width = spec.resnet
     return ImageNetResNet(depth, width, input_shape[0], num_classes, small_stem=spec.small_stem)
 

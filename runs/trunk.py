@@ -19,14 +19,14 @@ import models.registry as models_registry
 from foundations import paths
 from foundations.desc import TrainDesc
 from foundations.errors import UserError
-from foundations.step import Step
+from foundations.step import Step, written_parts
 from foundations.tables import format_metric, print_table
 from platforms.lock import run_lock
 from platforms.platform import Platform
 from platforms.storage import read_json
 from training import checkpoint
 from runs import run_files
-from runs.hparams_file import write_hparams
+from runs.hparams_file import check_stored_hparams, write_hparams
 from training.hooks import Hook
 from training.loop import check_world, train
 from training.losses import Loss
@@ -124,11 +124,35 @@ class Trunk:
                       seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
         return run_files.finished(self.dir, self.end_step)
 
+    def _finished_as_recorded(self) -> Optional[dict]:
+        """done.json of a trunk whose own files say it finished: readable done.json and final
+        weights, stored hparams equal to the command's (a UserError otherwise). Reads no data, so
+        rerunning a finished command costs little more than importing torch; anything unreadable
+        or missing (hparams.log) gives None and the slow path checks and repairs."""
+        run_files.open_run_dir(self.dir)  # leftover temporaries of a killed writer go
+        if not (self.dir / paths.HPARAMS_LOG).exists():
+            return None
+        try:
+            done = read_json(self.dir / paths.DONE)
+            epochs, iterations = written_parts(done["final_step"])
+            checkpoint.load_model_state(self.dir / paths.model_file(epochs, iterations))
+            stored = read_json(self.dir / paths.HPARAMS)["hparams"]
+        except (OSError, ValueError, KeyError, TypeError, UserError):
+            return None
+        if not isinstance(done.get("metrics"), dict) or not isinstance(stored, dict):
+            return None
+        check_stored_hparams(self.dir / paths.HPARAMS, self.desc.bundles(), stored)
+        return done
+
     def run(self, wait_for_lock: bool = False, hooks: Sequence[Hook] = ()) -> dict:
         """Train the trunk unless it is done; returns its done.json. Once seen finished, later
         calls (every `model_at`) return it without checking the files again."""
         if self._done is not None:
             return self._done
+        done = self.platform.on_primary(self._finished_as_recorded)
+        if done is not None:
+            self._done = done
+            return done
         self.check()
         done = self.platform.on_primary(self._open)
         if done is None:

@@ -1,7 +1,5 @@
 """CIFAR-10: 32x32 colour images of 10 classes, the python-version batches in `<root>/cifar-10-batches-py/`."""
 
-import torchvision
-
 from datasets.cifar_format import PickledBatches
 from datasets.spec import DatasetSpec
 
@@ -21,7 +19,7 @@ SPEC = DatasetSpec(
         train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
         test_files=("test_batch",),
         label_key="labels",
-        download_class=torchvision.datasets.CIFAR10,
+        download_class="CIFAR10",
     ),
     pad_crop=4,
     rank=30,

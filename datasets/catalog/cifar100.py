@@ -1,7 +1,5 @@
 """CIFAR-100: 32x32 colour images of 100 fine classes, the python-version batches in `<root>/cifar-100-python/`."""
 
-import torchvision
-
 from datasets.cifar_format import PickledBatches
 from datasets.spec import DatasetSpec
 
@@ -21,7 +19,7 @@ SPEC = DatasetSpec(
         train_files=("train",),
         test_files=("test",),
         label_key="fine_labels",
-        download_class=torchvision.datasets.CIFAR100,
+        download_class="CIFAR100",
     ),
     pad_crop=4,
     rank=40,

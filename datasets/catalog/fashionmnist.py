@@ -6,8 +6,6 @@ searched when the dataset root lacks them (read when the files are looked for, s
 
 from pathlib import Path
 
-import torchvision
-
 from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetSpec
 
@@ -31,7 +29,7 @@ SPEC = DatasetSpec(
     std=(0.3530,),
     files=IdxFiles(
         directory="FashionMNIST",
-        download_class=torchvision.datasets.FashionMNIST,
+        download_class="FashionMNIST",
         fallback=_debian_dir,
         how_to_get="run `apt-get install dataset-fashion-mnist`, copy the files into {directory}, or pass --download",
     ),

@@ -1,7 +1,5 @@
 """MNIST: handwritten digits, 28x28 grey, in torchvision's layout `<root>/MNIST/raw/`."""
 
-import torchvision
-
 from datasets.mnist_format import IdxFiles
 from datasets.spec import DatasetSpec
 
@@ -16,6 +14,6 @@ SPEC = DatasetSpec(
     num_test=10000,
     mean=(0.1307,),
     std=(0.3081,),
-    files=IdxFiles(directory="MNIST", download_class=torchvision.datasets.MNIST),
+    files=IdxFiles(directory="MNIST", download_class="MNIST"),
     rank=10,
 )
