@@ -28,11 +28,12 @@ import torch
 from datasets.folder_format import ImageFolders
 from datasets.loader import Loader
 from datasets.memory_loader import InMemoryLoader
-from datasets.seeds import derive_seed, generator
+from datasets.seeds import generator
 from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
 from datasets.table_format import stratified_split
 from foundations.errors import UserError
+from foundations.seeds import digest_seed
 from foundations.registry import Registry
 
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "refresh", "spec",
@@ -118,7 +119,7 @@ def _validation_rows(labels: torch.Tensor, h: Any, task: str) -> tuple[torch.Ten
     validation_fraction, stratified by class for classification."""
     labels = labels.cpu()
     if task == "classification":
-        return stratified_split(labels, h.validation_fraction, derive_seed(h.transformation_seed, "validation"))
+        return stratified_split(labels, h.validation_fraction, digest_seed(h.transformation_seed, "validation"))
     count = round(h.validation_fraction * labels.shape[0])
     order = torch.randperm(labels.shape[0], generator=generator(h.transformation_seed, "validation"))
     return order[count:].sort().values, order[:count].sort().values

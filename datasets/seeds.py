@@ -5,20 +5,14 @@ from a CPU `torch.Generator` seeded here, so it depends on nothing but its named
 device, the number of workers, or how many batches were consumed before.
 """
 
-import hashlib
-
 import torch
 
-
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed that is a stable digest of `parts` (same parts → same seed on every machine)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+from foundations.seeds import digest_seed
 
 
 def generator(*parts: int | str) -> torch.Generator:
-    """A CPU generator seeded by `derive_seed(*parts)`."""
-    return torch.Generator().manual_seed(derive_seed(*parts))
+    """A CPU generator seeded by `digest_seed(*parts)`."""
+    return torch.Generator().manual_seed(digest_seed(*parts))
 
 
 def epoch_order(num_examples: int, order_seed: int | None, epoch: int) -> torch.Tensor | None:

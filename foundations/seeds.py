@@ -1,7 +1,10 @@
-"""Seeds derived from the replicate number, one per source of randomness.
+"""Seeds as stable digests, the same on every machine and Python.
 
-Each purpose (initialization, data order, augmentation, mask randomness) gets its own seed, so
-changing one never shifts another, and every seed is written to hparams.json.
+    derive_seed(replicate, purpose)   a run's seed for one purpose (initialization, data order,
+                                      augmentation, mask randomness), 31 bits, recorded in hparams.json:
+                                      each purpose its own, so changing one never shifts another
+    digest_seed(*parts)               a 63-bit seed for any tuple of integers and labels (the data
+                                      pipeline's draws, a branch's copies)
 """
 
 import hashlib
@@ -15,3 +18,9 @@ def derive_seed(replicate: int, purpose: str) -> int:
         raise ValueError(f"unknown seed purpose {purpose!r}; expected one of {PURPOSES}")
     digest = hashlib.sha256(f"open_prune/{purpose}/{replicate}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def digest_seed(*parts: int | str) -> int:
+    """A 63-bit seed that is a stable digest of `parts` (same parts -> same seed on every machine)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1

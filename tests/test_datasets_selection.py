@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from datasets.augment import draw_pad_crop_flip
-from datasets.seeds import derive_seed, epoch_order
+from datasets.seeds import epoch_order
+from foundations.seeds import digest_seed
 from datasets.selection import per_class_indices, randomize_labels, subsample_indices
 from foundations.errors import UserError
 
 
 def test_derived_seeds_are_stable_and_distinct():
-    assert derive_seed(1, "order", 0) == derive_seed(1, "order", 0)
-    seeds = {derive_seed(s, tag, e) for s in range(3) for tag in ("order", "augment") for e in range(3)}
+    assert digest_seed(1, "order", 0) == digest_seed(1, "order", 0)
+    seeds = {digest_seed(s, tag, e) for s in range(3) for tag in ("order", "augment") for e in range(3)}
     assert len(seeds) == 18 and all(0 <= s < 2**63 for s in seeds)
     assert epoch_order(10, None, 0) is None
     assert torch.equal(epoch_order(10, 4, 2), epoch_order(10, 4, 2))

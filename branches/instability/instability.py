@@ -28,9 +28,9 @@ from typing import Callable, Optional
 
 import torch
 
-from datasets.seeds import derive_seed
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
+from foundations.seeds import digest_seed
 from foundations.step import Step, check_step_syntax
 from platforms.storage import read_json, write_json, write_text
 from pruning.mask import Mask
@@ -113,11 +113,11 @@ def seeds(branch: Branch) -> dict[str, int]:
     """Every seed this branch may use (recorded in hparams.json): the copies' data orders, the
     random pruning control's shuffle and the reinit control's initialization."""
     base = branch.seed()
-    copy_a = derive_seed(base, "instability", "copy_a")
-    copy_b = copy_a if branch.bundles["instability"].same_data_order else derive_seed(base, "instability", "copy_b")
+    copy_a = digest_seed(base, "instability", "copy_a")
+    copy_b = copy_a if branch.bundles["instability"].same_data_order else digest_seed(base, "instability", "copy_b")
     return {"copy_a_data_order": copy_a, "copy_b_data_order": copy_b,
-            "random_pruning_mask": derive_seed(base, "instability", "random_pruning"),
-            "reinit_init": derive_seed(base, "instability", "reinit")}
+            "random_pruning_mask": digest_seed(base, "instability", "random_pruning"),
+            "reinit_init": digest_seed(base, "instability", "reinit")}
 
 
 def from_step(branch: Branch) -> Step:
