@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEBIAN_FASHION_MNIST := /usr/share/datasets/fashion-mnist
 DEMO_ROOT ?= $(HOME)/open_prune_data
 
-.PHONY: venv dataset slurm demo test benchmarks orderedness-table clean-venv
+.PHONY: venv dataset slurm demo test benchmarks orderedness-table clean-venv docs
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ benchmarks: venv dataset
 # Table 1 of the orderedness paper with its nulls: every rule x {xor, sine} x 10 replicates, 2 workers.
 orderedness-table: venv
 	$(PY) experiments/orderedness_table.py --root=$(DEMO_ROOT)
+
+# The flag tables of docs/*.md, generated from the hparam dataclasses (`docs/generate.py --check`
+# in the tests fails when they are stale).
+docs: venv
+	$(PY) docs/generate.py
 
 clean-venv:
 	rm -rf $(VENV)
