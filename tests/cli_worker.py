@@ -39,8 +39,8 @@ def main(argv: list[str]) -> int:
     import torch
 
     from foundations.errors import UserError
-    from training.interrupts import Interrupted
     from runs.target import run_here
+    from training.interrupts import Interrupted
 
     finals: list[dict] = []
     if observe:
