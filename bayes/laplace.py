@@ -161,7 +161,8 @@ def marglik_terms(
     for block in curv.kron:
         s, p, q = _kron_terms(curv, block, log_delta, prior.constant_per_tensor, factor)
         scatter, log_det_prior, log_det_post = scatter + s, log_det_prior + p, log_det_post + q
-    as_tensor = lambda v: torch.as_tensor(v, dtype=log_lik.dtype, device=log_lik.device)
+    def as_tensor(v):
+        return torch.as_tensor(v, dtype=log_lik.dtype, device=log_lik.device)
     return MarglikTerms(log_lik, as_tensor(scatter), as_tensor(log_det_prior), as_tensor(log_det_post))
 
 

@@ -34,15 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets.registry as datasets_registry  # noqa: E402
 import models.registry as models_registry  # noqa: E402
+from benchmarks.timing import timed  # noqa: E402
+from branches.chaos.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
+from branches.chaos.chaos_causality import ChaosHparams  # noqa: E402
+from branches.chaos.recorder import TrajectoryRecorder  # noqa: E402
 from foundations.bundles import TrainingHparams  # noqa: E402
 from platforms.platform import Platform  # noqa: E402
-from benchmarks.timing import timed  # noqa: E402
-from branches.chaos.chaos_causality import ChaosHparams  # noqa: E402
-from branches.chaos.causal_pruning import granger_causality, usable_maxlag  # noqa: E402
 from training.hooks import Hook  # noqa: E402
 from training.loop import train  # noqa: E402
 from training.losses import Loss  # noqa: E402
-from branches.chaos.recorder import TrajectoryRecorder  # noqa: E402
 
 MODEL = "fashionmnist_lenet_300_100"
 
@@ -83,7 +83,8 @@ def main() -> None:
                for split in ("train", "val", "test")}
     model_h = SimpleNamespace(model_name=MODEL, model_init="kaiming_normal", batchnorm_init="uniform",
                               batchnorm_frozen=False, output_frozen=False)
-    new_model = lambda: models_registry.get(model_h, (1, 28, 28), 10, seed=0).to(device)
+    def new_model():
+        return models_registry.get(model_h, (1, 28, 28), 10, seed=0).to(device)
     training = TrainingHparams("sgd", 0.1, f"{args.epochs}ep")
     platform = Platform(root=Path("/tmp"), dataset_root=Path("/tmp"), device=device, quiet=True)
     layers = args.layers.split(",") if args.layers else list(new_model().prunable_layer_names)

@@ -15,17 +15,16 @@ Last line: ratio=<ours / laplace-torch> on the small subset.
 
 import argparse
 import gzip
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import timed_call
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bayes import fit_and_update_prior, make_prior
-from timing import timed_call
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-
 from fashion_lenet import TRAINING, device_from_argv, lenet, loaders, platform
 from timing import median_of_alternating
 
@@ -49,7 +48,8 @@ def main() -> None:
         train_loader, test_loader, build = resnet20_setup(device)
     else:
         train_loader, test_loader = loaders(device)
-        build = lambda: lenet(device)
+        def build():
+            return lenet(device)
     mask = prune_in_rounds(build(), "random", 0.8, 1, data=ScoringData(seed=0))  # 80% of the weights removed
 
     def run(hooks):

@@ -21,7 +21,6 @@ import json
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -29,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import open_prune  # noqa: E402
 from benchmarks.timing import best_alternating  # noqa: E402
-from orderedness import brute_force_orderedness, exact_orderedness, heuristic_orderedness  # noqa: E402
 from branches.orderedness.step_rules import FLUSH_AT  # noqa: E402
+from orderedness import brute_force_orderedness, exact_orderedness, heuristic_orderedness  # noqa: E402
 
 SINE = ["--default_hparams=sine_complete_8", "--rule=topk", "--keep=0.5", "--null_samples=1", "--quiet",
         "--device=cpu"]

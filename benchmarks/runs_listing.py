@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from branches import oneshot  # noqa: E402
+from branches.lottery import imp  # noqa: E402
 from cli import runs as runs_command  # noqa: E402
 from foundations.bundles import TRUNK_BUNDLES  # noqa: E402
-from branches.lottery import imp  # noqa: E402
-from branches import oneshot  # noqa: E402
 
 GOAL_SECONDS = 5.0
 LAYERS = {f"layer{i}.conv.weight": 16 * 16 * 9 * (1 + i // 7) ** 2 for i in range(19)} | {"fc.weight": 640}
@@ -78,7 +78,8 @@ def build(root: Path, runs: int, rng: random.Random) -> int:
     """Trunks with two replicates, each with three oneshot branches and one 6-level IMP branch
     (10 result directories per replicate) until `runs` result directories exist."""
     made, k = 0, 0
-    status = lambda: rng.choices(["done", "partial", "failed", "corrupt"], [0.93, 0.04, 0.02, 0.01])[0]
+    def status():
+        return rng.choices(["done", "partial", "failed", "corrupt"], [0.93, 0.04, 0.02, 0.01])[0]
     while made < runs:
         trunk = trunk_hparams(k)
         for replicate in (1, 2):

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fashion_lenet import TRAINING, device_from_argv, lenet, loaders, platform  # noqa: E402
 from benchmarks.timing import timed  # noqa: E402
-from training.loop import train  # noqa: E402
 from branches.spam.prior_training import SpamHook, SpamHparams  # noqa: E402
+from training.loop import train  # noqa: E402
 
 
 class TimedSpamHook(SpamHook):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from fashion_lenet import TRAINING, device_from_argv, lenet, loaders, platform
 from timing import median_of_alternating
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from foundations import paths
 from foundations.errors import UserError
+from foundations.tables import render
 from pruning.mask import Mask
 from reports import options
 from reports.jaccard import overlaps
-from foundations.tables import render
 
 SUMMARY = "Jaccard overlap and per-layer densities of two masks, or of each level's mask with the next"
 COLUMNS = ["layer", "weights", "density_a", "density_b", "kept_both", "jaccard", "random_jaccard"]

@@ -98,8 +98,8 @@ def main(argv: list[str]) -> int:
     except Exception as error:
         raise UserError(f"{path} cannot be read ({type(error).__name__}); is it a half-written file?")
     mask = Mask.read(run_dir / paths.MASK) if (run_dir / paths.MASK).is_file() else None
-    names = list(mask) if mask is not None else [n for n, t in state.items()
-                                                  if isinstance(t, torch.Tensor) and t.ndim >= 2 and t.is_floating_point()]
+    names = list(mask) if mask is not None else [
+        n for n, t in state.items() if isinstance(t, torch.Tensor) and t.ndim >= 2 and t.is_floating_point()]
     wrong = [name for name in names if name not in state or (mask is not None and
                                                           tuple(state[name].shape) != tuple(mask[name].shape))]
     if wrong:

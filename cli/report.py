@@ -15,9 +15,9 @@ import textwrap
 from typing import Optional
 
 from foundations.errors import UserError
+from foundations.tables import to_csv
 from platforms.storage import write_text
 from reports import options
-from foundations.tables import to_csv
 from runs.target import Target, parse_target
 
 PLACE_FLAGS = ("--root", "--dataset_root", "--device", "--quiet", "--num_workers", "--download", "--wait_for_lock")

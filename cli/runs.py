@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 
+from foundations.tables import hparam_text, render
 from reports import listing, options, where
 from reports.rundirs import find_runs
-from foundations.tables import hparam_text, render
 
 SUMMARY = "list the runs under --root: kind, status, the hparams that differ, accuracy, density"
 

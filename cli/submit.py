@@ -16,9 +16,9 @@ from foundations.cli import Parser
 from foundations.errors import UserError
 from platforms import slurm
 from platforms.storage import write_text
+from runs.grid_task import GridTask
 from runs.plan import Run, plan
 from runs.target import run_here
-from runs.grid_task import GridTask
 
 SUMMARY = "run a grid of train/branch runs as one Slurm job array (or print, script, or run it here)"
 PROGRAM = [sys.executable, str(Path(__file__).resolve().parents[1] / "open_prune.py")]

@@ -15,8 +15,8 @@ from torchvision.datasets.folder import default_loader
 from torchvision.transforms import v2
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order, generator
+from datasets.selection import per_class_indices
 from datasets.shards import Shard
 
 _NO_SEED = -1

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import torch
 
 from datasets.augment import draw_pad_crop_flip, pad_crop_flip
-from datasets.selection import per_class_indices
 from datasets.seeds import epoch_order
+from datasets.selection import per_class_indices
 from datasets.shards import Shard
 from foundations.errors import UserError
 

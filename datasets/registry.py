@@ -33,8 +33,8 @@ from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
 from datasets.table_format import stratified_split
 from foundations.errors import UserError
-from foundations.seeds import digest_seed
 from foundations.registry import Registry
+from foundations.seeds import digest_seed
 
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "refresh", "spec",
            "specs"]

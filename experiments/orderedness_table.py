@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import open_prune  # noqa: E402
-from platforms.storage import read_json  # noqa: E402
-from pruning import rules  # noqa: E402
 from branches.orderedness import orderedness  # noqa: E402
-from runs.target import branch_target  # noqa: E402
 from branches.orderedness.nulls import paired_test  # noqa: E402
 from foundations.tables import print_table  # noqa: E402
+from platforms.storage import read_json  # noqa: E402
+from pruning import rules  # noqa: E402
+from runs.target import branch_target  # noqa: E402
 
 TASKS = {"xor": "xor_complete_5", "sine": "sine_complete_8"}
 RULES = {  # the settings of the table: the examples, the paper code's default damping

@@ -25,7 +25,8 @@ class DatasetHparams(Hparams):
     _name = "Dataset Hyperparameters"
     _description = "Which data, in which batches, with which transformations."
 
-    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet | xor | sine | "
+    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet | xor | "
+                                    "sine | "
                                     "iris | wine | breastcancer")
     batch_size: int = hparam(help="examples per training step")
     do_not_augment: bool = hparam(False, "turn off the dataset's training augmentation")
@@ -54,7 +55,8 @@ class ModelHparams(Hparams):
     _description = "The architecture and its initialization."
 
     model_name: str = hparam(help="e.g. fashionmnist_lenet_300_100, cifar_resnet_20, cifar_vgg_16, imagenet_resnet_50")
-    model_init: str = hparam("kaiming_normal", "kaiming_normal | kaiming_uniform | orthogonal | standard_normal | binary")
+    model_init: str = hparam("kaiming_normal",
+                             "kaiming_normal | kaiming_uniform | orthogonal | standard_normal | binary")
     batchnorm_init: str = hparam("uniform", "uniform | fixed")
     batchnorm_frozen: bool = hparam(False, "do not train batchnorm weights and biases")
     output_frozen: bool = hparam(False, "do not train the output layer")
@@ -93,7 +95,8 @@ class TrainingHparams(Hparams):
     gamma: Optional[float] = hparam(None, "learning-rate factor at each milestone")
     warmup_steps: Optional[str] = hparam(None, "linear learning-rate warmup from 0 over this many steps")
     weight_decay: Optional[float] = hparam(None, "L2 weight decay (decoupled for adamw)")
-    data_order_seed: Optional[int] = hparam(None, "seed for the order of examples (default: derived from the replicate)")
+    data_order_seed: Optional[int] = hparam(None,
+                                            "seed for the order of examples (default: derived from the replicate)")
     weight_save_steps: Optional[str] = hparam(
         None, "extra steps at which to save the weights, e.g. 1000it,2ep", is_list=True)
     eval_every: Optional[str] = hparam(None, "evaluate on the test set this often (default: every epoch)")

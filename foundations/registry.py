@@ -66,7 +66,10 @@ class Registry:
     def folders(self) -> list[Path]:
         """The package's folders (a package may span several, e.g. one a test adds to __path__)."""
         package = sys.modules.get(self.package)
-        locations = package.__path__ if package is not None else importlib.util.find_spec(self.package).submodule_search_locations
+        if package is not None:
+            locations = package.__path__
+        else:
+            locations = importlib.util.find_spec(self.package).submodule_search_locations
         return [Path(folder) for folder in locations]
 
     @functools.cached_property
@@ -98,7 +101,8 @@ class Registry:
     def entry(self, name: str) -> Entry:
         """The entry called `name`; a UserError naming every valid one otherwise."""
         if name not in self.entries:
-            raise UserError(f"unknown {self.kind} {name!r}; the {self.plural} are: {', '.join(self.entries) or '(none)'}")
+            known = ", ".join(self.entries) or "(none)"
+            raise UserError(f"unknown {self.kind} {name!r}; the {self.plural} are: {known}")
         return self.entries[name]
 
     def get(self, name: str) -> Any:

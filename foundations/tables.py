@@ -38,7 +38,8 @@ def table(columns: list[str], rows: list[dict], formats: Optional[dict] = None) 
     formats = formats or {}
     text = [[formats.get(c, cell)(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in text)) if text else len(c) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    def line(cells):
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, text)])
 
 

@@ -64,8 +64,8 @@ FLAG_PREFIX = "slurm_"
 def add_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Slurm", "Mapped onto submitit's SlurmExecutor parameters.")
     for key, option in OPTIONS.items():
-        group.add_argument(f"--{FLAG_PREFIX}{key}", type=option.kind, help=option.help, metavar=option.kind.__name__.upper(),
-                           action="append" if option.repeatable else "store")
+        group.add_argument(f"--{FLAG_PREFIX}{key}", type=option.kind, help=option.help,
+                           metavar=option.kind.__name__.upper(), action="append" if option.repeatable else "store")
     group.add_argument("--slurm_folder", metavar="DIR",
                        help="where the task logs go (default: <root>/slurm_logs, the runs' root)")
 

@@ -80,7 +80,8 @@ def x_flag(target: Target) -> Optional[str]:
 def controls(target: Target, located: Located) -> list[Control]:
     if target.name == "iterative" and target.words[0] == "branch":
         reinitialize = branch_target("reinitialize")
-        choices = next(f.metadata.get("choices") for f in fields(reinitialize.bundles["control"]) if f.name == "control")
+        control = next(f for f in fields(reinitialize.bundles["control"]) if f.name == "control")
+        choices = control.metadata.get("choices")
         return [Control(f"control={c}", reinitialize, (f"--control={c}",)) for c in choices or ()]
     if x_flag(target) is None:
         return []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.rundirs import Run
 from foundations.tables import hparam_text
+from reports.rundirs import Run
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
 TRAILING = ["test_accuracy", "density", "run"]
@@ -16,8 +16,8 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
     """Every row with its hparams by field name, status, accuracy, density and relative path."""
     result = []
     for run in runs:
-        base = {"_run": run, "kind": run.kind, "replicate": run.replicate, "hash": run.hash, "parent_hash": run.parent_hash,
-                **run.fields()}
+        base = {"_run": run, "kind": run.kind, "replicate": run.replicate, "hash": run.hash,
+                "parent_hash": run.parent_hash, **run.fields()}
         entries = [(level.number, level.path, level.state) for level in run.levels] or [(None, run.path, run.state)]
         for number, path, state in entries:
             result.append({**base, "level": number, "status": state.status, "step": state.step,

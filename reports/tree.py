@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from foundations.bundles import TRUNK_BUNDLES
-from reports.rundirs import Run, State
 from foundations.tables import cell, hparam_text
+from reports.rundirs import Run, State
 
 
 @dataclass

@@ -21,8 +21,8 @@ import sys
 from typing import Any
 
 from foundations.errors import UserError
-from training.interrupts import Interrupted
 from runs.target import run_here
+from training.interrupts import Interrupted
 
 
 class GridTask:

@@ -22,7 +22,6 @@ from training import checkpoint
 from training.metrics import read_records
 
 
-
 def say(message: str) -> None:
     print(f"open_prune: {message}", file=sys.stderr)
 

@@ -24,9 +24,9 @@ from foundations.tables import format_metric, print_table
 from platforms.lock import run_lock
 from platforms.platform import Platform
 from platforms.storage import read_json
-from training import checkpoint
 from runs import run_files
 from runs.hparams_file import check_stored_hparams, write_hparams
+from training import checkpoint
 from training.hooks import Hook
 from training.loop import check_world, train
 from training.losses import Loss

@@ -19,10 +19,10 @@ from typing import NamedTuple
 
 import torch
 
+from branches.chaos.recorder import Recording
 from lyapunov import benjamini_hochberg, granger_tests, largest_lag
 from pruning.mask import Mask
 from pruning.select import remove
-from branches.chaos.recorder import Recording
 
 FDRS = ("none", "bh")
 INFEASIBLE = ("keep", "prune")

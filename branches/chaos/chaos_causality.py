@@ -32,11 +32,25 @@ from typing import Optional
 
 import torch
 
+from branches.chaos.causal_pruning import (
+    FDRS,
+    INFEASIBLE,
+    SCOPES,
+    granger_causality,
+    magnitude_control,
+    mask_pruning,
+    random_control,
+    usable_maxlag,
+)
+from branches.chaos.recorder import RECORDS, Recording, TrajectoryRecorder, load_recording
+from branches.chaos.table import HEADER, NetworkResult, macro_f1, pruned_percent, write_table
+from branches.chaos.train_accuracy_stop import BENCHMARK_FILE, TrainAccuracyBenchmark
 from foundations import paths
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step, check_step_syntax
-from lyapunov import largest_lyapunov, largest_lag, window_starts, window_stride
+from foundations.tables import print_table
+from lyapunov import largest_lag, largest_lyapunov, window_starts, window_stride
 from lyapunov.granger import TESTS
 from lyapunov.neighbours import RULES
 from lyapunov.rosenstein import FITS
@@ -44,15 +58,9 @@ from platforms.storage import read_json, save_torch, write_json
 from pruning.mask import Mask
 from runs import run_files
 from runs.branch import Branch, final_model, load_mask, train_masked
-from branches.chaos.causal_pruning import (FDRS, INFEASIBLE, SCOPES, granger_causality, magnitude_control,
-                                     mask_pruning, random_control, usable_maxlag)
-from branches.chaos.table import HEADER, NetworkResult, macro_f1, pruned_percent, write_table
+from runs.trunk import Trunk
 from training.loop import train
 from training.losses import Loss
-from foundations.tables import print_table
-from branches.chaos.train_accuracy_stop import BENCHMARK_FILE, TrainAccuracyBenchmark
-from branches.chaos.recorder import RECORDS, Recording, TrajectoryRecorder, load_recording
-from runs.trunk import Trunk
 
 NAME = "chaos-causality"
 SUMMARY = "LEGCNet: prune weights whose Lyapunov exponents do not Granger-cause the risk, retrain, with controls"
@@ -86,7 +94,8 @@ class ChaosHparams(Hparams):
     decimals: int = hparam(6, "round the recorded values to this many decimals first (the paper's files)")
     risk_split: str = hparam("val", "where the risk is measured: val (held out of training by --val_fraction) | "
                                     "test (the paper's: leaks the test set into pruning)", choices=RISK_SPLITS)
-    val_fraction: float = hparam(VAL_FRACTION, "with --risk_split=val: the share of the training set held out (stratified)")
+    val_fraction: float = hparam(VAL_FRACTION,
+                                 "with --risk_split=val: the share of the training set held out (stratified)")
     maxlag: int = hparam(14, "Granger lags 1..maxlag (capped at what the number of windows allows)")
     granger_test: str = hparam("ssr_chi2test", "statsmodels' test whose p-value is used: ssr_chi2test (the paper's) | "
                                                "ssr_ftest | lrtest", choices=TESTS)
@@ -235,7 +244,8 @@ def prune_non_causal(branch: Branch, recording: Recording, layers: list[str]) ->
     h, trunk = branch.bundles["chaos"], branch.trunk
     windows = recording.risk.shape[0]
     if usable_maxlag(h.maxlag, windows) < h.maxlag:
-        run_files.say(f"--maxlag={h.maxlag} is more than {windows} windows allow: testing lags 1..{largest_lag(windows)}")
+        run_files.say(f"--maxlag={h.maxlag} is more than {windows} windows allow: "
+                      f"testing lags 1..{largest_lag(windows)}")
     if bool((recording.risk == recording.risk[0]).all()):
         run_files.say(f"the risk is {recording.risk[0].item():.4f} in every window: no weight can be tested "
                       f"(--on_infeasible={h.on_infeasible} decides them all)")
@@ -307,6 +317,7 @@ def run(branch: Branch) -> list[list[str]]:
     rows = trunk.platform.on_primary(write_table, branch.dir, results)
     print(f"chaos-causality ({recording.risk.shape[0]} windows of {h.window} updates, risk on {h.risk_split}):")
     print_table(HEADER, rows)
-    density = lambda m: "1.0000" if m is None else f"{m.density:.4f}"
+    def density(m):
+        return "1.0000" if m is None else f"{m.density:.4f}"
     return [[label, density(m), f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-", str(directory)]
             for (label, m, directory), r in zip(networks, results)]

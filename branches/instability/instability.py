@@ -28,16 +28,16 @@ from typing import Callable, Optional
 
 import torch
 
+from branches.instability.interpolation import Curve, evaluate_path, has_batchnorm
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.seeds import digest_seed
 from foundations.step import Step, check_step_syntax
+from foundations.tables import format_metric, print_table
 from platforms.storage import read_json, write_json, write_text
 from pruning.mask import Mask
 from runs.branch import Branch, final_model, train_masked
-from branches.instability.interpolation import Curve, evaluate_path, has_batchnorm
 from training.losses import Loss
-from foundations.tables import format_metric, print_table
 
 NAME = "instability"
 SUMMARY = "linear mode connectivity: two copies from a step, two data orders, test error on the line between them"
@@ -171,7 +171,8 @@ def networks(branch: Branch) -> list[Network]:
     """The measured network (dense, or under --mask_run), then each control at its sparsity."""
     h, trunk = branch.bundles["instability"], branch.trunk
     step, mask, used = from_step(branch), run_mask(branch), seeds(branch)
-    trunk_weights = lambda: trunk.model_at(step)
+    def trunk_weights():
+        return trunk.model_at(step)
     if mask is None:
         return [Network("dense", branch.dir, Mask.ones_like(trunk.fresh_model()).to("cpu"), trunk_weights)]
     found = [Network("mask", branch.dir, mask, trunk_weights)]

@@ -12,8 +12,9 @@ one pass over the training set (torch.optim.swa_utils.update_bn) instead of inte
 
 The error barrier (the paper's instability) is the largest error on the path minus the mean of
 the two endpoints' errors: never negative, never less than half the gap between the ends, and 0
-only when the ends have the same error and nothing between them is worse. The barrier above the chord (the excess over the straight line
-between the ends' errors) is kept beside it: it does not count that gap.
+only when the ends have the same error and nothing between them is worse. The barrier above the
+chord (the excess over the straight line between the ends' errors) is kept beside it: it does not
+count that gap.
 """
 
 from __future__ import annotations

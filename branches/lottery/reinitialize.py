@@ -15,14 +15,14 @@ from typing import Optional
 
 import torch
 
+from branches.lottery import iterative
+from branches.lottery.imp import write_level_zero
 from foundations import paths
 from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
 from platforms.lock import run_lock
 from pruning.mask import Mask
-from branches.lottery import iterative
 from runs.branch import Branch, load_mask, row, train_masked
-from branches.lottery.imp import write_level_zero
 
 NAME = "reinitialize"
 SUMMARY = "controls for each IMP level: reinit, shuffled masks (layerwise/global), or signed constants"

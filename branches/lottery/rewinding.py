@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from foundations.hparams import Hparams, hparam
 from branches.lottery.imp import ImpHparams, run_levels
+from foundations.hparams import Hparams, hparam
 from training.optimizers import LRSchedule
 
 NAME = "rewinding"

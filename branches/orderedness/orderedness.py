@@ -24,9 +24,12 @@ from typing import Callable, Optional
 
 import torch
 
+from branches.orderedness.nulls import Measure, compare, null_pruning
+from branches.orderedness.step_rules import PROGRESS_MODES, OrderednessTracker, RuleHook, progress_schedule
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step, check_step_syntax
+from foundations.tables import format_metric, print_table
 from models.complete import CompleteLayer
 from orderedness import EXACT_LIMIT, orderedness
 from platforms.storage import read_json, write_json
@@ -35,9 +38,6 @@ from pruning.mask import Mask
 from runs import run_files
 from runs.branch import Branch, final_model
 from training.loop import train
-from branches.orderedness.nulls import Measure, compare, null_pruning
-from foundations.tables import format_metric, print_table
-from branches.orderedness.step_rules import PROGRESS_MODES, OrderednessTracker, RuleHook, progress_schedule
 
 NAME = "orderedness"
 SUMMARY = "train a complete layer under a per-step pruning rule; orderedness every step, against three nulls"

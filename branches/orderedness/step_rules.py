@@ -24,9 +24,9 @@ import torch
 
 from foundations.step import Step
 from orderedness import OrderednessResult
+from platforms.storage import write_text
 from pruning.rules import Rule
 from training.hooks import Hook, TrainState
-from platforms.storage import write_text
 from training.metrics import read_records
 
 FLUSH_AT = 256  # copies waiting before an evaluation scores them

@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from bayes import fit_curvature, log_marginal_likelihood, posterior_precision_diagonal
+from branches.spam.prior_training import POSTERIOR_FILE, PRIOR_FILE, likelihood_of, read_precisions
+from branches.spam.sweep import Swept
 from platforms.storage import save_torch, write_json
 from pruning.scores.opd import scalar_prior, weight_decay_precision
-from training import checkpoint
 from runs import run_files
-from branches.spam.sweep import Swept
-from branches.spam.prior_training import POSTERIOR_FILE, PRIOR_FILE, likelihood_of, read_precisions
 from runs.trunk import Trunk
+from training import checkpoint
 
 
 def final_weights(trunk: Trunk, run_dir: Path, done: dict) -> nn.Module:

@@ -26,13 +26,13 @@ from typing import Optional
 import torch
 
 from bayes import Curvature, opd_scores, posterior_precision_diagonal
+from branches.spam.prior_training import SpamHook, SpamHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from pruning.mask import Mask
 from pruning.masked import MaskedTraining
 from pruning.select import remove
 from training.hooks import TrainState
-from branches.spam.prior_training import SpamHook, SpamHparams
 
 CRITERIA = ("opd", "post_only")
 

@@ -30,8 +30,17 @@ from typing import Callable, Optional
 
 import torch
 
-from bayes import (PRIOR_KINDS, STRUCTURES, Curvature, MarglikSchedule, fit_curvature, log_marginal_likelihood,
-                   make_prior, posterior_precision_diagonal, update_prior)
+from bayes import (
+    PRIOR_KINDS,
+    STRUCTURES,
+    Curvature,
+    MarglikSchedule,
+    fit_curvature,
+    log_marginal_likelihood,
+    make_prior,
+    posterior_precision_diagonal,
+    update_prior,
+)
 from foundations import paths
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
@@ -39,9 +48,9 @@ from foundations.hparams import Hparams, hparam
 from foundations.step import Step
 from platforms.storage import load_torch, save_torch
 from runs import run_files
+from runs.trunk import Trunk
 from training.hooks import Hook, TrainState
 from training.loop import train
-from runs.trunk import Trunk
 
 PRIOR_FILE = "prior_precision.pt"
 POSTERIOR_FILE = "posterior_precision.pt"
@@ -217,7 +226,8 @@ def read_precisions(run_dir: Path) -> Optional[tuple[dict, dict]]:
         prior, posterior = (load_torch(Path(run_dir) / name) for name in (PRIOR_FILE, POSTERIOR_FILE))
     except Exception:
         return None
-    tensors = lambda d: isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())
+    def tensors(d):
+        return isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())
     if not (tensors(prior) and tensors(posterior)):
         return None
     return prior, posterior

@@ -14,12 +14,12 @@ Dhahri et al. (2024), "Shaving Weights with Occam's Razor", main experiments:
 
 from __future__ import annotations
 
-from runs.branch import Branch
 from branches.spam.map_laplace import final_weights, map_network
-from foundations.tables import format_metric, print_table
+from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
 from branches.spam.sweep import Sweep, SweepHparams, Swept
 from branches.spam.tables import accuracy_of, tabulate, write_table
-from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
+from foundations.tables import format_metric, print_table
+from runs.branch import Branch
 
 NAME = "spam"
 SUMMARY = "SpaM: learn the prior by marginal likelihood, then prune SpaM and the MAP trunk post hoc (OPD, controls)"

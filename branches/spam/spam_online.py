@@ -11,18 +11,18 @@ by the controls (magnitude, random), none retrained.
 
 from __future__ import annotations
 
+from branches.spam.map_laplace import final_weights, map_network
+from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
+from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
+from branches.spam.sweep import Sweep, SweepHparams, Swept, read_record
+from branches.spam.tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
 from foundations import paths
+from foundations.tables import format_metric, print_table
 from platforms.storage import write_json
 from pruning.mask import Mask
 from pruning.validate import considered_layers
 from runs.branch import Branch
-from branches.spam.map_laplace import final_weights, map_network
 from training.metrics import read_records
-from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
-from foundations.tables import format_metric, print_table
-from branches.spam.sweep import Sweep, SweepHparams, Swept, read_record
-from branches.spam.tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
-from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
 
 NAME = "spam-online"
 SUMMARY = "SpaM that prunes itself by OPD at each marginal-likelihood update, up a sparsity staircase"

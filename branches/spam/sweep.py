@@ -30,6 +30,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from branches.spam.calibration import evaluate_calibration
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
@@ -41,11 +42,10 @@ from pruning.mask import Mask
 from pruning.nm import PATTERN, check_divisible, nm_mask, parse_pattern
 from pruning.structured import STRUCTURES as UNIT_STRUCTURES
 from pruning.structured_scores import prune_units_by_scores, unit_layers
-from training import checkpoint
 from runs import run_files
-from branches.spam.calibration import evaluate_calibration
 from runs.branch import train_masked
 from runs.trunk import Trunk
+from training import checkpoint
 
 POSTERIOR_CRITERIA = ("opd", "post_only")
 PUBLISHED_COUNT = ("snip", "grasp", "graspabs")  # examples per class: 10, as SNIP and GraSP were published

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from foundations.tables import format_metric
 from platforms.storage import json_safe, write_text
 from pruning.nm import PATTERN
-from foundations.tables import format_metric
 
 TABLE = "table"
 
