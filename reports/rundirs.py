@@ -151,17 +151,25 @@ def _subdirs(directory: Path) -> list[os.DirEntry]:
         return []
 
 
+def _finished_levels(path: Path, names: set[str]) -> Optional[int]:
+    """The number of levels the branch's finished marker says it ran to (--levels is not hashed,
+    so only the marker knows it); None while the branch has not finished."""
+    marker = read_json(path / paths.BRANCH_DONE) if paths.BRANCH_DONE in names else None
+    levels = marker.get("options", {}).get("imp", {}).get("levels") if isinstance(marker, dict) else None
+    return levels if isinstance(levels, int) else None
+
+
 def _aggregate(levels: list[Level], expected: Optional[int], own: State) -> State:
     """A level branch's state: the worst of its levels' (running, failed, corrupt before partial);
-    done when every expected level is done. Accuracy and density are its deepest done level's."""
+    done when its marker says it finished `expected` levels and each is done. Accuracy and density
+    are its deepest done level's."""
     statuses = [level.state.status for level in levels]
     done = [level for level in levels if level.state.status == "done"]
     last = done[-1].state if done else State("partial")
-    wanted = set(range(expected + 1)) if expected is not None else {level.number for level in levels}
     for status in ("running", "failed", "corrupt"):
         if status in statuses or own.status == status:
             return State(status, last.test_accuracy, last.density, last.step, own.note)
-    complete = bool(levels) and wanted <= {level.number for level in done}
+    complete = expected is not None and set(range(expected + 1)) <= {level.number for level in done}
     return State("done" if complete else "partial", last.test_accuracy, last.density, last.step)
 
 
@@ -185,9 +193,8 @@ def read_run(path: Path, root: Path) -> Run:
     if level_dirs or "imp" in run.hparams:
         locked = (path,)
         run.levels = [Level(n, d, state_of(d, lock_holders=locked)) for n, d in sorted(level_dirs)]
-        expected = run.hparams.get("imp", {}).get("levels")
         own = state_of(path, names - {paths.DONE, paths.BRANCH_DONE})
-        run.state = _aggregate(run.levels, expected if isinstance(expected, int) else None, own)
+        run.state = _aggregate(run.levels, _finished_levels(path, names), own)
     else:
         run.state = state_of(path, names, dense=run.is_trunk)
     if raw is not None and not readable:

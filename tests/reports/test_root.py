@@ -268,6 +268,23 @@ def test_damaged_files_make_a_run_corrupt_or_partial_never_a_crash(reports_root,
     assert rows[rel(copies["iterative1"] / "level_1")]["status"] == "done"
 
 
+def test_a_level_branch_killed_between_levels_is_partial_until_its_marker_says_it_finished(reports_root):
+    """--levels is not hashed: every level on disk may be done while more were asked for, so only
+    the branch's own branch_done.json makes it done."""
+    from reports.rundirs import read_run
+
+    branch = reports_root.dirs["iterative1"]
+    assert read_run(branch, reports_root.path).state.status == "done"
+    marker = branch / "branch_done.json"
+    text = marker.read_text()
+    marker.unlink()  # as a kill after the last level's training and before the marker
+    try:
+        run = read_run(branch, reports_root.path)
+        assert [level.state.status for level in run.levels] == ["done"] * 3 and run.state.status == "partial"
+    finally:
+        marker.write_text(text)
+
+
 # ---- tree -----------------------------------------------------------------------------------------
 
 def test_tree_links_branches_to_their_trunk_by_hash_and_lists_levels(reports_root):
