@@ -15,7 +15,7 @@ from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
 from pruning import ScoringData, prune_in_rounds, scores
 from pruning.mask import Mask
-from pruning.validate import SCOPES, check_fraction, check_iterations
+from pruning.validate import SCOPES, check_iterations, check_prune_fraction
 from runs.branch import Branch, load_mask, row, train_masked
 
 NAME = "oneshot"
@@ -50,7 +50,7 @@ class OneshotHparams(Hparams):
         if self.strategy is not None:
             scores.get(self.strategy)
         if self.prune_fraction is not None:
-            check_fraction(self.prune_fraction)
+            check_prune_fraction(self.prune_fraction)
         check_iterations(self.prune_iterations)
 
 

@@ -3,19 +3,15 @@
 import torch
 
 from datasets.seeds import generator
+from foundations.checks import check_fraction
 from foundations.errors import UserError
 
-
-def _check_fraction(fraction: float, flag: str, allow_zero: bool) -> None:
-    low_ok = fraction >= 0.0 if allow_zero else fraction > 0.0
-    if not (low_ok and fraction <= 1.0):
-        interval = "[0, 1]" if allow_zero else "(0, 1]"
-        raise UserError(f"--{flag}={fraction} is outside {interval}: give a fraction of the training set, e.g. 0.5")
+TRAINING_SET_SHARE = "a fraction of the training set, e.g. 0.5"
 
 
 def subsample_indices(num_examples: int, fraction: float, seed: int) -> torch.Tensor:
     """Indices of a class-agnostic random subset of round(fraction * n) examples, in dataset order."""
-    _check_fraction(fraction, "subsample_fraction", allow_zero=False)
+    check_fraction(fraction, "subsample_fraction", zero=False, one=True, meaning=TRAINING_SET_SHARE)
     kept = max(1, round(fraction * num_examples))
     chosen = torch.randperm(num_examples, generator=generator(seed, "subsample"))[:kept]
     return chosen.sort().values
@@ -27,7 +23,7 @@ def randomize_labels(labels: torch.Tensor, fraction: float, num_classes: int, se
     A new label may equal the old one by chance (probability 1/num_classes), as in the usual
     random-label experiments: the chosen positions carry no information about the input.
     """
-    _check_fraction(fraction, "random_labels_fraction", allow_zero=True)
+    check_fraction(fraction, "random_labels_fraction", one=True, meaning=TRAINING_SET_SHARE)
     count = round(fraction * labels.numel())
     rng = generator(seed, "random_labels")
     positions = torch.randperm(labels.numel(), generator=rng)[:count]

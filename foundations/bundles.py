@@ -5,19 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from foundations.checks import check_fraction
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step, check_nonzero_step, check_step_list_syntax, check_step_syntax
-
-
-def check_fraction(value: Optional[float], flag: str, allow_zero: bool = True) -> None:
-    """Fractions live in [0, 1) (or (0, 1) when zero would be meaningless)."""
-    if value is None:
-        return
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (low_ok and value < 1):
-        interval = "[0, 1)" if allow_zero else "(0, 1)"
-        raise UserError(f"--{flag}={value} is outside {interval}: give a fraction such as 0.2")
 
 
 @dataclass
@@ -41,9 +32,9 @@ class DatasetHparams(Hparams):
     def validate(self) -> None:
         if self.batch_size is not None and self.batch_size <= 0:
             raise UserError(f"--batch_size={self.batch_size} must be a positive integer")
-        check_fraction(self.subsample_fraction, "subsample_fraction", allow_zero=False)
+        check_fraction(self.subsample_fraction, "subsample_fraction", zero=False)
         check_fraction(self.random_labels_fraction, "random_labels_fraction")
-        check_fraction(self.validation_fraction, "validation_fraction", allow_zero=False)
+        check_fraction(self.validation_fraction, "validation_fraction", zero=False)
 
 
 BIAS_INITS = ("pytorch", "zero")  # models/initializers.py says what each does

@@ -17,7 +17,7 @@ from torch import nn
 from pruning import scores
 from pruning.mask import Mask
 from pruning.select import alive_counts, make_groups, remove
-from pruning.validate import check_fraction, check_iterations, considered_layers
+from pruning.validate import check_iterations, check_prune_fraction, considered_layers
 
 
 def removed_after_round(fraction: float, iterations: int, round_number: int, alive: int) -> int:
@@ -34,7 +34,7 @@ def prune_in_rounds(model: nn.Module, strategy: Union[str, scores.Score], fracti
     """Remove `fraction` of the weights still alive in `mask` (dense if None) over `iterations`
     rounds, rescoring `model` under the current mask each round. `model` is not changed."""
     score = scores.get(strategy) if isinstance(strategy, str) else strategy
-    check_fraction(fraction)
+    check_prune_fraction(fraction)
     check_iterations(iterations)
     mask = Mask.ones_like(model) if mask is None else mask
     groups = make_groups(considered_layers(mask.keys(), layers_to_ignore), scope)

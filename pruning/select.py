@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from pruning.mask import Mask, count_true
-from pruning.validate import check_fraction, check_scope, considered_layers
+from pruning.validate import check_prune_fraction, check_scope, considered_layers
 
 Group = tuple[str, ...]
 
@@ -68,7 +68,7 @@ def prune(scores: Mapping[str, torch.Tensor], mask: Mask, fraction: float, *, sc
     `fraction` is of the weights still alive (so L calls with 0.2 leave 0.8**L of them); layers in
     `layers_to_ignore` keep their mask untouched. Python's round() is used (halves go to even).
     """
-    check_fraction(fraction)
+    check_prune_fraction(fraction)
     groups = make_groups(considered_layers(mask.keys(), layers_to_ignore), scope)
     counts = {group: round(fraction * alive) for group, alive in alive_counts(mask, groups).items()}
     return Mask(remove(scores, dict(mask.items()), counts, highest=highest))

@@ -19,7 +19,7 @@ from torch import nn
 from foundations.errors import UserError
 from pruning.mask import Mask
 from pruning.select import alive_counts, make_groups, remove
-from pruning.validate import check_fraction, considered_layers
+from pruning.validate import check_prune_fraction, considered_layers
 
 STRUCTURES = ("neurons", "filters")
 NORMS = ("l1", "l2", "random")
@@ -32,7 +32,7 @@ def _is_unit_layer(weight: torch.Tensor, structure: str) -> bool:
 def prune_units(model: nn.Module, mask: Mask, fraction: float, structure: str = "neurons",
                 norm: str = "l1", seed: int = 0, layers_to_ignore: Iterable[str] = ()) -> Mask:
     """Remove `fraction` of the live units of every considered layer (zeroing all their weights)."""
-    check_fraction(fraction)
+    check_prune_fraction(fraction)
     if structure not in STRUCTURES:
         raise UserError(f"prune_structure={structure!r} is not a unit: use {', '.join(STRUCTURES)} "
                         "(unstructured pruning goes through prune())")

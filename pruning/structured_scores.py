@@ -16,7 +16,7 @@ from foundations.errors import UserError
 from pruning.mask import Mask
 from pruning.select import alive_counts, make_groups, remove
 from pruning.structured import STRUCTURES
-from pruning.validate import check_fraction, considered_layers
+from pruning.validate import check_prune_fraction, considered_layers
 
 
 def unit_layers(mask: Mask, structure: str, outputs: Iterable[str], layers_to_ignore: Iterable[str] = ()) -> list[str]:
@@ -36,7 +36,7 @@ def unit_layers(mask: Mask, structure: str, outputs: Iterable[str], layers_to_ig
 def prune_units_by_scores(scores: Mapping[str, torch.Tensor], mask: Mask, fraction: float, names: list[str],
                           highest: bool = False) -> Mask:
     """Remove `fraction` of the live units of each layer in `names`, ranked by summed weight scores."""
-    check_fraction(fraction)
+    check_prune_fraction(fraction)
     live = {name: mask[name].flatten(1).any(dim=1) for name in names}
     summed = {name: (scores[name].detach().to(mask[name].device) * mask[name]).flatten(1).sum(dim=1)
               for name in names}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
+from foundations.checks import check_fraction
 from foundations.errors import UserError
 
 SCOPES = ("global", "layerwise")
 
 
-def check_fraction(fraction: float, flag: str = "prune_fraction") -> None:
-    if not isinstance(fraction, (int, float)) or math.isnan(fraction) or not 0.0 <= fraction < 1.0:
-        raise UserError(f"{flag}={fraction} is out of range: give the fraction of the remaining weights "
-                        "to remove, in [0, 1)")
+def check_prune_fraction(fraction: float, flag: str = "prune_fraction") -> None:
+    check_fraction(fraction, flag, meaning="the fraction of the remaining weights to remove")
 
 
 def check_scope(scope: str) -> None:

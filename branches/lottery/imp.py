@@ -25,7 +25,7 @@ from platforms.storage import write_json
 from pruning import prune_in_rounds
 from pruning.mask import Mask
 from pruning.structured import prune_units
-from pruning.validate import SCOPES, check_fraction
+from pruning.validate import SCOPES, check_prune_fraction
 from runs import run_files
 from runs.branch import Branch, final_model, load_mask, row, train_masked
 
@@ -52,7 +52,7 @@ class ImpHparams(Hparams):
     def validate(self) -> None:
         if self.levels is not None and self.levels < 0:
             raise UserError(f"--levels={self.levels} must be zero or positive")
-        check_fraction(self.pruning_fraction, "pruning_fraction")
+        check_prune_fraction(self.pruning_fraction, "pruning_fraction")
 
 
 # What a level trains from: (model, start step or None for 0, training hparams or None for the trunk's).
