@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.download import download as download_split
 from foundations.errors import UserError
 
 # The globals a CIFAR batch pickle needs (numpy arrays and the Python 2 string codec); anything else is refused,
@@ -72,14 +73,7 @@ class PickledBatches:
         directory = Path(root) / self.directory
         paths = [directory / f for f in (self.train_files if train else self.test_files)]
         if not all(p.is_file() for p in paths) and download and self.download_class is not None:
-            import torchvision.datasets  # only to download
-
-            try:
-                getattr(torchvision.datasets, self.download_class)(root=str(root), train=train, download=True)
-            except Exception as error:  # network or disk failures: tell the user, not a traceback
-                raise UserError(
-                    f"downloading {name} into {root} failed ({error}); fetch the archive by hand"
-                ) from error
+            download_split(self.download_class, name, root, train, where=root, what="the archive")
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
             how = " or pass --download" if self.download_class is not None else ""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.download import download as download_split
 from foundations.errors import UserError
 
 _UBYTE = 0x08
@@ -97,14 +98,7 @@ class IdxFiles:
         dirs = self.search_dirs(root)
         files = next((f for f in (_find_files(d, self.names(train)) for d in dirs) if f is not None), None)
         if files is None and download and self.download_class is not None:
-            import torchvision.datasets  # only to download
-
-            try:
-                getattr(torchvision.datasets, self.download_class)(root=str(root), train=train, download=True)
-            except Exception as error:  # network or disk failures: tell the user, not a traceback
-                raise UserError(
-                    f"downloading {name} into {dirs[0]} failed ({error}); fetch the files by hand"
-                ) from error
+            download_split(self.download_class, name, root, train, where=dirs[0], what="the files")
             files = _find_files(dirs[0], self.names(train))
         if files is None:
             raise self._missing(name, train, dirs)

@@ -320,3 +320,31 @@ def test_the_installed_fashion_mnist_matches_its_published_facts(tmp_path):
         assert torch.equal(torch.bincount(y), torch.full((10,), n // 10))  # balanced classes
         if train:  # the normalization constants are this split's statistics
             assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01
+
+
+def test_download_runs_torchvisions_downloader_for_the_split_and_reads_what_it_wrote(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class Downloader:  # stands in for torchvision.datasets.MNIST, which would fetch the files
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            write_mnist(Path(root) / "MNIST" / "raw", n_train=6, n_test=4, gz=True)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Downloader)
+    registry.clear_cache()
+    loader = datasets.get(hparams("mnist", batch_size=2), True, root=tmp_path, device="cpu", download=True)
+    assert calls == [(str(tmp_path), True, True)] and loader.num_examples == 6
+
+
+def test_a_failed_download_is_one_error_that_says_where_the_files_go(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(root, train, download):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    registry.clear_cache()
+    with pytest.raises(UserError, match=r"downloading mnist into .*MNIST/raw failed \(network is unreachable\)"):
+        datasets.get(hparams("mnist"), True, root=tmp_path, device="cpu", download=True)
