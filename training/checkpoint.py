@@ -15,8 +15,6 @@ from foundations.step import Step
 from platforms.storage import load_torch, save_torch
 from training.hooks import Hook
 
-CHECKPOINT = paths.CHECKPOINT
-
 
 def model_filename(step: Step) -> str:
     return paths.model_file(step.ep, step.it)
@@ -84,14 +82,14 @@ def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
         "loss_count": loss_count,
         "rng": _rng_state(),
         "hooks": {key: state for key, state in hook_states.items() if state is not None},
-    }, Path(out_dir) / CHECKPOINT)
+    }, Path(out_dir) / paths.CHECKPOINT)
 
 
 def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     device: torch.device, hooks: Sequence[Hook] = ()) -> Optional[tuple[int, torch.Tensor, int]]:
     """Restore model, optimizer, RNG and hook states from checkpoint.pt; return (iteration,
     loss_sum, loss_count), or None when there is no checkpoint."""
-    path = Path(out_dir) / CHECKPOINT
+    path = Path(out_dir) / paths.CHECKPOINT
     if not path.exists():
         return None
     try:

@@ -4,7 +4,9 @@ Per step the loop does forward, loss (plus any hook's loss term), backward, hook
 and nothing else: no host sync. The host reads a number only at boundaries (evaluation, saved
 steps, checkpoints), which is also where non-finite losses are caught, so every checkpoint on
 disk holds a finite run. Boundaries are tested per iteration (never listed up front), so any
-training length runs in constant memory.
+training length runs in constant memory. `train` shows the structure (setup, resume, the step,
+done.json); the work at a boundary is `BoundaryWork`'s, and the running training loss, summed on
+the device between evaluations, is a `RunningLoss`.
 
 Under torchrun (platforms/distributed.py) the same loop runs on every rank: the model is wrapped
 in DistributedDataParallel for the step, each rank takes its slice of every global batch
@@ -12,8 +14,8 @@ in DistributedDataParallel for the step, each rank takes its slice of every glob
 times the world size, so DDP's average over the ranks is the single-process gradient (up to
 rounding), also for a smaller last batch split unevenly. Evaluation sums every rank's share of the
 test split, so all ranks log the same numbers; the running training loss is pooled only at
-boundaries; signals are agreed
-on (SignalVote) so that every rank checkpoints and stops at the same step; only rank 0 writes.
+boundaries; signals are agreed on (SignalVote) so that every rank checkpoints and stops at the
+same step; only rank 0 writes.
 Hooks see the bare module (`state.model`, never the DDP wrapper) and the whole, unsharded loaders:
 they run on every rank with the same inputs and so stay in step; a hook that writes files should
 do so only where `state.platform.is_primary`.
@@ -25,12 +27,12 @@ import contextlib
 import signal
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 import torch
 
-from foundations.bundles import TrainingHparams
 from foundations import paths
+from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.step import Step
 from platforms.distributed import World, data_parallel
@@ -43,7 +45,6 @@ from training.losses import Loss, evaluate
 from training.metrics import MetricLog
 from training.optimizers import LRSchedule, build_optimizer
 from training.progress import Progress
-
 
 
 class TrainingDiverged(UserError):
@@ -59,7 +60,8 @@ class Boundaries:
     def __init__(self, h: TrainingHparams, ipe: int, start: int, end: int, checkpoint_every: Optional[str]):
         self.ipe, self.start, self.end = ipe, start, end
         self.eval_every = Step.parse(h.eval_every, ipe, "eval_every").iteration if h.eval_every else ipe
-        self.checkpoint_every = Step.parse(checkpoint_every, ipe, "checkpoint_every").iteration if checkpoint_every else 0
+        self.checkpoint_every = (Step.parse(checkpoint_every, ipe, "checkpoint_every").iteration
+                                 if checkpoint_every else 0)
         if self.eval_every <= 0 or checkpoint_every and self.checkpoint_every <= 0:
             raise UserError("--eval_every and --checkpoint_every must be at least 1it")
         self.saves = {start, end} | {s.iteration for s in Step.parse_list(h.weight_save_steps, ipe, "weight_save_steps")
@@ -83,6 +85,124 @@ class Boundaries:
         if self.checkpoint_every and iteration % self.checkpoint_every == 0:
             return True
         return iteration % self.ipe == 0 and (last is None or iteration - last >= MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS)
+
+
+class RunningLoss:
+    """The training loss summed since the last evaluation, kept on the device so that the step
+    never syncs with the host. Each rank holds its own part; `pooled()` adds them up."""
+
+    def __init__(self, device: torch.device, world: World):
+        self.sum = torch.zeros((), device=device)  # this rank's part of the running sum
+        self.count = 0  # the steps in it (the same on every rank)
+        self.world = world
+
+    def restore(self, total: torch.Tensor, count: int) -> None:
+        """Continue from a checkpoint's running loss, which holds the total over the ranks: rank 0
+        carries it, the other ranks start their part from zero."""
+        self.sum, self.count = total, count
+        if not self.world.is_primary:
+            self.sum.zero_()
+
+    def add(self, task_loss: torch.Tensor) -> None:
+        self.sum += task_loss.detach().float()
+        self.count += 1
+
+    def pooled(self) -> torch.Tensor:
+        """The running sum over every rank (a collective: all ranks call it). In one process it
+        is `self.sum` itself, not a copy."""
+        return self.world.sum_(self.sum.clone()) if self.world.is_distributed else self.sum
+
+    def reset(self) -> None:
+        self.sum.zero_()
+        self.count = 0
+
+
+class BoundaryWork:
+    """What the loop does between steps, at the boundaries `Boundaries` names: catch a non-finite
+    loss, evaluate (hooks' `at_eval`, metrics.jsonl), save the weights (hooks' `at_save`),
+    checkpoint, and checkpoint-then-raise on a signal.
+
+    Every rank runs it alike (the collectives in it are called in the same order everywhere);
+    only the primary writes files. The boundary work at `done_at`, a resumed checkpoint's
+    iteration, is already on disk and is not redone."""
+
+    def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path,
+                 platform: Platform, state: TrainState, hooks: Sequence[Hook], bounds: Boundaries,
+                 running_loss: RunningLoss, test_split, loss_fn: Loss, schedule: LRSchedule, log: MetricLog,
+                 progress: Progress, done_at: Optional[int]):
+        self.model, self.optimizer, self.out_dir, self.platform = model, optimizer, out_dir, platform
+        self.world = platform.world
+        self.state, self.hooks, self.bounds, self.running_loss = state, hooks, bounds, running_loss
+        self.test_split, self.loss_fn, self.schedule = test_split, loss_fn, schedule
+        self.log, self.progress = log, progress
+        self.done_at = done_at
+        self.last_checkpoint = done_at  # the iteration of the checkpoint on disk, if any
+        self.last_metrics: dict[str, float] = {}
+
+    def run(self, step: Step) -> None:
+        """The boundary work due before the step from `step` (none between boundaries)."""
+        iteration = step.iteration
+        if iteration == self.done_at:
+            return
+        stopping = self.state.stop_reason is not None  # a hook asked to end here: evaluate and save
+        evaluating = stopping or self.bounds.evaluates(iteration)
+        saving = self.bounds.saves_weights(iteration)
+        checkpointing = self.bounds.checkpoints(iteration, self.last_checkpoint)
+        if not (evaluating or saving or checkpointing):
+            return
+        loss_total = self.running_loss.pooled()
+        self._check_finite(step, loss_total)
+        if evaluating:
+            loss_total = self._evaluate(step, loss_total)
+        if self.state.stop_reason is not None:  # training ends here: these are the final weights
+            saving, checkpointing = True, False
+        if saving and self.platform.is_primary:
+            checkpoint.save_model(self.model, self.out_dir, step)
+            for hook in self.hooks:
+                hook.at_save(self.state)
+        if checkpointing:
+            self._save_checkpoint(iteration, loss_total)
+            self.last_checkpoint = iteration
+
+    def raise_interrupted(self, step: Step, signum: int, handler_before: Any) -> NoReturn:
+        """Checkpoint at `step` (unless the checkpoint on disk is already there) and raise
+        Interrupted. Every rank calls it at the same step (the signal vote)."""
+        if step.iteration != self.last_checkpoint:
+            self._save_checkpoint(step.iteration, self.running_loss.pooled())
+        self.progress.close()
+        name = signal.Signals(signum).name
+        raise Interrupted(f"{name} received: checkpointed {self.out_dir} at step {step}; "
+                          f"rerun the same command to resume", signum, handler_before)
+
+    def _check_finite(self, step: Step, loss_total: torch.Tensor) -> None:
+        """Raise TrainingDiverged before anything of a non-finite run is written (the last
+        checkpoint on disk stays the last finite one)."""
+        if self.running_loss.count and not torch.isfinite(loss_total):
+            _record_failure(self.out_dir, self.platform, step, loss_total.item())
+            raise TrainingDiverged(f"the training loss became {loss_total.item()} before step {step}; "
+                                   f"the last good checkpoint is kept in {self.out_dir}: lower --lr and rerun")
+
+    def _evaluate(self, step: Step, loss_total: torch.Tensor) -> torch.Tensor:
+        """Evaluate, log and show the metrics; the running loss goes into them and restarts from
+        zero. Returns the pooled running loss as it stands after (for a checkpoint here)."""
+        self.world.broadcast_buffers(self.model)
+        metrics = self.world.sum(evaluate(self.model, self.test_split, self.loss_fn))
+        if self.running_loss.count:
+            metrics["train_loss"] = (loss_total / self.running_loss.count).item()
+            self.running_loss.reset()
+            loss_total = torch.zeros_like(self.running_loss.sum)
+        metrics["lr"] = self.schedule(step.iteration)
+        for hook in self.hooks:
+            hook.at_eval(self.state, metrics)
+        self.log.write(step.iteration, str(step), metrics)
+        self.last_metrics = metrics
+        self.progress.evaluated(step.iteration, str(step), metrics)
+        return loss_total
+
+    def _save_checkpoint(self, iteration: int, loss_total: torch.Tensor) -> None:
+        if self.platform.is_primary:
+            checkpoint.save_checkpoint(self.out_dir, model=self.model, optimizer=self.optimizer, iteration=iteration,
+                                       loss_sum=loss_total, loss_count=self.running_loss.count, hooks=self.hooks)
 
 
 def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader, out_dir: Path, *,
@@ -114,20 +234,9 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"
                 else contextlib.nullcontext())
 
-    loss_sum = torch.zeros((), device=device)  # this rank's part of the running training-loss sum
-    loss_count = 0
-    iteration = start.iteration
-    done_at = None  # a resumed checkpoint's iteration: its boundary work is already on disk
-    last_checkpoint: Optional[int] = None
-    resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=device, hooks=hooks)
-    if resumed is not None:
-        iteration, loss_sum, loss_count = resumed
-        if not world.is_primary:
-            loss_sum.zero_()  # the checkpoint holds the total over the ranks: rank 0 carries it
-        done_at = last_checkpoint = iteration
-        log.truncate_after(iteration)
-    elif log.path.exists() and platform.is_primary:
-        log.path.unlink()  # metrics from a run killed before its first checkpoint
+    running_loss = RunningLoss(device, world)
+    done_at = _resume(out_dir, platform, model, optimizer, hooks, log, running_loss)  # None: a fresh start
+    iteration = start.iteration if done_at is None else done_at
 
     state = TrainState(model, optimizer, iteration, ipe, out_dir, start_iteration=start.iteration,
                        end_iteration=end.iteration, log=log, platform=platform, train_loader=train_loader,
@@ -140,69 +249,25 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     after_hooks = [hook for hook in hooks if overrides(hook, "after_optimizer_step")]
     progress = Progress(out_dir.name, end.iteration - start.iteration, iteration - start.iteration,
                         quiet=platform.quiet, primary=platform.is_primary)
+    boundary = BoundaryWork(model=model, optimizer=optimizer, out_dir=out_dir, platform=platform, state=state,
+                            hooks=hooks, bounds=bounds, running_loss=running_loss, test_split=test_split,
+                            loss_fn=loss_fn, schedule=schedule, log=log, progress=progress, done_at=done_at)
     vote = world.signal_vote() if parallel else None
-    last_metrics: dict[str, float] = {}
     batches = None
     started = time.time()
-
-    def pooled_loss() -> torch.Tensor:
-        """The running training-loss sum over every rank (a collective: all ranks call it)."""
-        return world.sum_(loss_sum.clone()) if parallel else loss_sum
-
-    def save_checkpoint(loss_total: torch.Tensor) -> None:
-        if platform.is_primary:
-            checkpoint.save_checkpoint(out_dir, model=model, optimizer=optimizer, iteration=iteration,
-                                       loss_sum=loss_total, loss_count=loss_count, hooks=hooks)
 
     with catch_interrupts(platform.catch_signals) as interrupt:
         if vote is not None:
             vote.cast(interrupt.signum)
-        while True:
+        while True:  # the boundary work due here, the end or a signal, then one step
             state.iteration = iteration
             step = Step(iteration, ipe)
-            stopping = state.stop_reason is not None  # a hook asked to end here: evaluate and save
-            evaluating = stopping or bounds.evaluates(iteration)
-            saving = bounds.saves_weights(iteration)
-            checkpointing = bounds.checkpoints(iteration, last_checkpoint)
-            if iteration != done_at and (evaluating or saving or checkpointing):
-                loss_total = pooled_loss()
-                if loss_count and not torch.isfinite(loss_total):
-                    _record_failure(out_dir, platform, step, loss_total.item())
-                    raise TrainingDiverged(f"the training loss became {loss_total.item()} before step {step}; "
-                                           f"the last good checkpoint is kept in {out_dir}: lower --lr and rerun")
-                if evaluating:
-                    world.broadcast_buffers(model)
-                    metrics = world.sum(evaluate(model, test_split, loss_fn))
-                    if loss_count:
-                        metrics["train_loss"] = (loss_total / loss_count).item()
-                        loss_sum.zero_()
-                        loss_total = torch.zeros_like(loss_sum)
-                        loss_count = 0
-                    metrics["lr"] = schedule(iteration)
-                    for hook in hooks:
-                        hook.at_eval(state, metrics)
-                    log.write(iteration, str(step), metrics)
-                    last_metrics = metrics
-                    progress.evaluated(iteration, str(step), metrics)
-                if state.stop_reason is not None:
-                    saving, checkpointing = True, False
-                if saving and platform.is_primary:
-                    checkpoint.save_model(model, out_dir, step)
-                    for hook in hooks:
-                        hook.at_save(state)
-                if checkpointing:
-                    save_checkpoint(loss_total)
-                    last_checkpoint = iteration
+            boundary.run(step)
             if iteration == end.iteration or state.stop_reason is not None:
                 break
             signum = vote.result() if vote is not None else interrupt.signum
             if signum is not None:  # every rank takes this branch at the same step
-                if iteration != done_at and not checkpointing:
-                    save_checkpoint(pooled_loss())
-                progress.close()
-                name = signal.Signals(signum).name
-                raise Interrupted(f"{name} received: checkpointed {out_dir} at step {step}; "
-                                  f"rerun the same command to resume", signum, interrupt.handler_before(signum))
+                boundary.raise_interrupted(step, signum, interrupt.handler_before(signum))
 
             if batches is None or step.it == 0:
                 batches = train_split.batches(step.ep, start=step.it, order_seed=data_order_seed)
@@ -228,8 +293,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
             state.iteration = iteration
             for hook in after_hooks:
                 hook.after_optimizer_step(state)
-            loss_sum += task_loss.detach().float()
-            loss_count += 1
+            running_loss.add(task_loss)
             progress.update()
             if vote is not None:
                 vote.cast(interrupt.signum)
@@ -240,20 +304,43 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     progress.close()
     for hook in hooks:
         hook.on_end(state)
-    final = Step(iteration, ipe)
-    if platform.is_primary:
-        record = {"final_step": str(final), "final_iteration": iteration, "metrics": last_metrics,
-                  "seconds_this_session": round(time.time() - started, 3)}
-        if parallel:
-            record["processes"] = world.world_size
-            record["sync_batchnorm"] = platform.sync_batchnorm
-        if state.stop_reason is not None:
-            record["stopped_early"] = state.stop_reason
-        write_json(record, out_dir / paths.DONE)
-        (out_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
-        (out_dir / paths.FAILED).unlink(missing_ok=True)
+    _write_done(out_dir, platform, Step(iteration, ipe), boundary.last_metrics, state.stop_reason, started)
     world.barrier()  # done.json is on disk for every rank that reads it next
-    return last_metrics
+    return boundary.last_metrics
+
+
+def _resume(out_dir: Path, platform: Platform, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            hooks: Sequence[Hook], log: MetricLog, running_loss: RunningLoss) -> Optional[int]:
+    """Continue from checkpoint.pt where there is one: restore the model, optimizer, RNGs, hooks
+    and running loss, drop the metrics logged after it, and return its iteration (whose boundary
+    work is already on disk). Without one, remove the metrics of a run killed before its first
+    checkpoint and return None."""
+    resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=platform.device, hooks=hooks)
+    if resumed is None:
+        if log.path.exists() and platform.is_primary:
+            log.path.unlink()
+        return None
+    iteration, loss_sum, loss_count = resumed
+    running_loss.restore(loss_sum, loss_count)
+    log.truncate_after(iteration)
+    return iteration
+
+
+def _write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[str, float],
+                stop_reason: Optional[str], started: float) -> None:
+    """done.json marks the run finished; the checkpoint and any failed.json go (primary only)."""
+    if not platform.is_primary:
+        return
+    record = {"final_step": str(final), "final_iteration": final.iteration, "metrics": metrics,
+              "seconds_this_session": round(time.time() - started, 3)}
+    if platform.world.is_distributed:
+        record["processes"] = platform.world.world_size
+        record["sync_batchnorm"] = platform.sync_batchnorm
+    if stop_reason is not None:
+        record["stopped_early"] = stop_reason
+    write_json(record, out_dir / paths.DONE)
+    (out_dir / paths.CHECKPOINT).unlink(missing_ok=True)
+    (out_dir / paths.FAILED).unlink(missing_ok=True)
 
 
 def global_batch_size(loader, index: int) -> int:
