@@ -39,15 +39,13 @@ from foundations.seeds import digest_seed
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "clear_cache", "get", "info", "names", "refresh", "spec",
            "specs"]
 
-DATASETS = Registry("datasets.catalog", kind="dataset", attribute="SPEC")
+DATASETS = Registry("datasets.catalog", kind="dataset", attribute="SPEC",
+                    expected=lambda spec: isinstance(spec, DatasetSpec), expected_as="a DatasetSpec")
 
 
 def _load(name: str) -> DatasetSpec:
     """The SPEC of the catalog entry `name` (imports that module alone), checked against its NAME."""
     entry = DATASETS.get(name)
-    if not isinstance(entry, DatasetSpec):
-        raise TypeError(f"{DATASETS.entry(name).module} declares the dataset {name!r}, "
-                        f"but its SPEC is {type(entry).__name__}, not a DatasetSpec")
     if entry.name != name:
         raise ValueError(f"{DATASETS.entry(name).module} declares NAME {name!r} but SPEC.name {entry.name!r}: "
                          "build the spec with name=NAME")

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from foundations.errors import UserError
 
@@ -57,11 +57,14 @@ def module_path(module: str) -> Path:
 
 
 class Registry:
-    """The entries of one package folder; `attribute` is what `get` returns (None: the module)."""
+    """The entries of one package folder; `attribute` is what `get` returns (None: the module),
+    and `expected(object)` says whether it is of the registry's kind (`expected_as` names it)."""
 
-    def __init__(self, package: str, kind: str, attribute: Optional[str] = None, plural: Optional[str] = None):
+    def __init__(self, package: str, kind: str, attribute: Optional[str] = None, plural: Optional[str] = None,
+                 expected: Callable[[Any], bool] = lambda entry: True, expected_as: str = ""):
         self.package, self.kind, self.attribute = package, kind, attribute
         self.plural = plural or f"{kind}s"
+        self.expected, self.expected_as = expected, expected_as
 
     def folders(self) -> list[Path]:
         """The package's folders (a package may span several, e.g. one a test adds to __path__)."""
@@ -106,9 +109,14 @@ class Registry:
         return self.entries[name]
 
     def get(self, name: str) -> Any:
-        """The entry's object (or module), importing its module alone."""
+        """The entry's object (or module), importing its module alone; a TypeError (a developer's
+        mistake) when it is not of the registry's kind."""
         module = self.entry(name).load()
-        return module if self.attribute is None else getattr(module, self.attribute)
+        found = module if self.attribute is None else getattr(module, self.attribute, None)
+        if not self.expected(found):
+            raise TypeError(f"{module.__name__} declares the {self.kind} {name!r}, but its {self.attribute} is "
+                            f"{found!r}, not {self.expected_as}")
+        return found
 
     def all(self) -> dict[str, Any]:
         """Every entry's object, by name (imports every entry)."""

@@ -23,7 +23,8 @@ from foundations.registry import Registry
 from models import initializers
 from models.base import InputShape, Model, ModelFamily
 
-MODELS = Registry("models", kind="model family", attribute="FAMILY", plural="model families")
+MODELS = Registry("models", kind="model family", attribute="FAMILY", plural="model families",
+                  expected=lambda family: isinstance(family, ModelFamily), expected_as="a ModelFamily")
 
 
 class ModelHparamsLike(Protocol):
@@ -36,15 +37,7 @@ class ModelHparamsLike(Protocol):
 
 def families() -> tuple[ModelFamily, ...]:
     """Every registered family, in name order (imports every family's module)."""
-    return tuple(_family(name) for name in MODELS.names())
-
-
-def _family(name: str) -> ModelFamily:
-    family = MODELS.get(name)
-    if not isinstance(family, ModelFamily):
-        raise TypeError(f"{MODELS.entry(name).module} declares the model family {name!r}, "
-                        f"but its FAMILY is {type(family).__name__}, not a ModelFamily")
-    return family
+    return tuple(MODELS.get(name) for name in MODELS.names())
 
 
 def name_patterns() -> list[str]:

@@ -33,24 +33,17 @@ from foundations.errors import UserError
 from foundations.registry import Registry
 from pruning.rules.base import SETTINGS, Rule, sin4
 
-STEP_RULES = Registry("pruning.rules", kind="pruning rule", attribute="RULE")
+STEP_RULES = Registry("pruning.rules", kind="pruning rule", attribute="RULE",
+                      expected=lambda rule: isinstance(rule, type) and issubclass(rule, Rule),
+                      expected_as="a Rule subclass")
 
 __all__ = ["RULES", "STEP_RULES", "Rule", "constraint_names", "get", "names", "settings_of", "sin4"]
-
-
-def _load(name: str) -> type[Rule]:
-    """The RULE of entry `name` (imports that module alone)."""
-    rule = STEP_RULES.get(name)
-    if not (isinstance(rule, type) and issubclass(rule, Rule)):
-        raise TypeError(f"{STEP_RULES.entry(name).module} declares the pruning rule {name!r}, "
-                        f"but its RULE is {rule!r}, not a Rule subclass")
-    return rule
 
 
 def __getattr__(attribute: str):
     """RULES ({name: Rule subclass}, in name order), built when asked for: it imports every rule."""
     if attribute == "RULES":
-        return {name: _load(name) for name in names()}
+        return {name: STEP_RULES.get(name) for name in names()}
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
@@ -61,7 +54,7 @@ def names() -> list[str]:
 
 def constraint_names() -> list[str]:
     """The rules that optimize the orderedness metric directly (never pool them with the rest)."""
-    return [name for name in names() if _load(name).constraint]
+    return [name for name in names() if STEP_RULES.get(name).constraint]
 
 
 def settings_of(name: str) -> dict[str, bool]:
@@ -76,7 +69,7 @@ def _rule(name: str) -> type[Rule]:
         constraints = ", ".join(constraint_names())
         raise UserError(f"unknown pruning rule {name!r}: use one of {', '.join(names())} "
                         f"({constraints} are constraints on the orderedness metric)")
-    return _load(name.strip().lower())
+    return STEP_RULES.get(name.strip().lower())
 
 
 def _describe(name: str) -> str:

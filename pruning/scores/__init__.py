@@ -28,18 +28,9 @@ from foundations.errors import UserError
 from foundations.registry import Registry
 from pruning.scores.base import ExampleSource, Score, ScoringData
 
-SCORES = Registry("pruning.scores", kind="score", attribute="SCORE")
+SCORES = Registry("pruning.scores", kind="score", attribute="SCORE", expected=callable, expected_as="a function")
 
 __all__ = ["SCORES", "ExampleSource", "Score", "ScoringData", "get", "names"]
-
-
-def _score(name: str) -> Callable:
-    """The SCORE of entry `name` (imports that module alone)."""
-    score = SCORES.get(name)
-    if not callable(score):
-        raise TypeError(f"{SCORES.entry(name).module} declares the score {name!r}, "
-                        f"but its SCORE is {type(score).__name__}, not a function")
-    return score
 
 
 def _reads_examples(score: Callable) -> bool:
@@ -50,7 +41,7 @@ def _by_kind() -> tuple[dict[str, Callable], dict[str, Callable]]:
     """({name: score} of the data-free scores, {name: score} of the per-class ones), in name order."""
     data_free, per_class = {}, {}
     for name in SCORES.names():
-        score = _score(name)
+        score = SCORES.get(name)
         (per_class if _reads_examples(score) else data_free)[name] = score
     return data_free, per_class
 
@@ -75,7 +66,7 @@ def get(strategy: str) -> Score:
         raise UserError(f"unknown pruning strategy {strategy!r}: use one of {', '.join(names())} "
                         "(N = examples per class, e.g. snip10)")
     name, count = match[1], match[2]
-    score = _score(name)
+    score = SCORES.get(name)
     if not _reads_examples(score):
         if count:
             raise UserError(f"strategy {strategy!r}: {name} takes no example count, write {name!r}")
