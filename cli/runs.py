@@ -25,14 +25,15 @@ def main(argv: list[str]) -> int:
     all_rows = listing.rows(runs)
     conditions = where.conditions(args.where, runs)
     kept = [row for row in all_rows if where.matches(row, conditions)]
-    varying = listing.differing(kept)
-    columns = listing.LEADING + varying + listing.TRAILING
-    if args.format != "table":
-        columns = columns + ["hash", "parent_hash", "note"]
-    elif any(row["note"] for row in kept):
-        columns.append("note")
+    if args.format == "table":
+        shown = listing.defining(kept)
+        trailing = [c for c in listing.TRAILING if c != "result" or any(row["result"] for row in kept)]
+        columns = listing.LEADING + shown + trailing + (["note"] if any(row["note"] for row in kept) else [])
+    else:
+        shown = listing.every_field(kept)
+        columns = listing.LEADING + shown + listing.TRAILING + ["hash", "parent_hash", "note"]
     if not kept and args.format == "table":
         print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)
         return 0
-    print(render(columns, kept, args.format, formats={name: hparam_text for name in varying}))
+    print(render(columns, kept, args.format, formats={name: hparam_text for name in shown}))
     return 0

@@ -1,15 +1,18 @@
 """Runs as rows: one per trunk, per oneshot-like branch, and per level of a level branch; and the
-hparam columns worth showing (those that differ between the rows)."""
+hparam columns worth showing: in a table those that differ between the rows and a branch's own
+settings (so a filtered listing still says its strategy or rule); in CSV and JSON every one."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
+from foundations.bundles import TRUNK_BUNDLES
 from foundations.tables import hparam_text
 from reports.rundirs import Run
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
-TRAILING = ["test_accuracy", "density", "run"]
+TRAILING = ["test_accuracy", "result", "density", "run"]  # result: a branch's headline (barrier, orderedness, ...)
 
 
 def rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -21,7 +24,8 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
         entries = [(level.number, level.path, level.state) for level in run.levels] or [(None, run.path, run.state)]
         for number, path, state in entries:
             result.append({**base, "level": number, "status": state.status, "step": state.step,
-                           "test_accuracy": state.test_accuracy, "density": state.density,
+                           "test_accuracy": state.test_accuracy, "result": state.headline_text(),
+                           "density": state.density,
                            "note": state.note, "run": str(path.relative_to(run.root))})
     return result
 
@@ -34,3 +38,47 @@ def differing(table_rows: list[dict[str, Any]]) -> list[str]:
         names.update((name, None) for name in run.fields() if "." not in name)
     return [name for name in names
             if len({hparam_text(row[name]) for row in table_rows if name in row}) > 1]
+
+
+def every_field(table_rows: list[dict[str, Any]]) -> list[str]:
+    """Every hparam field name of the rows' runs, in bundle order (what CSV and JSON carry)."""
+    names: dict[str, None] = {}
+    for run in {id(row["_run"]): row["_run"] for row in table_rows}.values():
+        names.update((name, None) for name in run.fields() if "." not in name)
+    return list(names)
+
+
+def defining(table_rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of a table: the fields that differ between the rows, and every branch field set
+    away from its default in some row (the settings that make the branch what it is)."""
+    runs = list({id(row["_run"]): row["_run"] for row in table_rows}.values())
+    defaults = branch_defaults({run.kind for run in runs if not run.is_trunk})
+    own = {name for run in runs for bundle, values in run.hparams.items() if bundle not in TRUNK_BUNDLES
+           for name, value in values.items() if value != defaults.get(run.kind, {}).get(bundle, {}).get(name)}
+    varying = set(differing(table_rows))
+    return [name for name in every_field(table_rows) if name in varying or name in own]
+
+
+def branch_defaults(kinds: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{kind: {bundle key: {field: default}}} for the branches of these kinds, importing only
+    their modules (a kind no branch has, written by another version perhaps, has none)."""
+    from runs.registry import BRANCHES
+
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in kinds:
+        name = kind[len("branch_"):]
+        bundles = BRANCHES.get(name).BUNDLES if name in BRANCHES.entries else {}
+        found[kind] = {key: {f.name: f.default for f in fields(cls)} for key, cls in bundles.items()}
+    return found
+
+
+def own_hparams(run: Run, defaults: dict[str, dict[str, Any]]) -> list[str]:
+    """A branch's own hparams that differ from their defaults, as `field=value`."""
+    shown = []
+    for bundle, values in run.hparams.items():
+        if bundle in TRUNK_BUNDLES:
+            continue
+        known = defaults.get(bundle, {})
+        shown += [f"{name}={hparam_text(value)}" for name, value in values.items()
+                  if value != known.get(name, None)]
+    return shown

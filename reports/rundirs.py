@@ -33,6 +33,12 @@ class State:
     density: Optional[float] = None
     step: Optional[str] = None
     note: str = ""
+    headline: dict[str, float] = field(default_factory=dict)  # a branch's own result, from its marker
+
+    def headline_text(self) -> Optional[str]:
+        """'barrier 0.0123, above chord 0.0100': the branch's headline numbers, or None."""
+        shown = [f"{label} {value:.4g}" for label, value in self.headline.items() if isinstance(value, (int, float))]
+        return ", ".join(shown) or None
 
 
 @dataclass
@@ -118,13 +124,18 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
     density = number(sparsity.get("density")) if isinstance(sparsity, dict) else None
     if dense and density is None and paths.MASK not in names:
         density = 1.0
+    marker = read_json(directory / paths.BRANCH_DONE) if paths.BRANCH_DONE in names else None
+    pairs = marker.get("headline") if isinstance(marker, dict) else None  # [[label, value], ...] in its order
+    headline = {str(pair[0]): pair[1] for pair in pairs if isinstance(pair, list) and len(pair) == 2
+                and number(pair[1]) is not None} if isinstance(pairs, list) else {}
     for name in (paths.DONE, paths.BRANCH_DONE):  # the training run's result, else the branch's marker
         if name not in names:
             continue
         done = read_json(directory / name)
         if isinstance(done, dict) and (name == paths.BRANCH_DONE or isinstance(done.get("metrics"), dict)):
             metrics = done.get("metrics") if isinstance(done.get("metrics"), dict) else {}
-            return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"))
+            return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"),
+                         headline=headline)
         if done is not None:  # None: removed between the listing and the read
             return State("corrupt", None, density, None, f"{name} is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):

@@ -8,11 +8,11 @@ tickets it controls (same trunk, same replicate, same IMP hparams apart from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Optional
 
-from foundations.bundles import TRUNK_BUNDLES
 from foundations.tables import cell, hparam_text
+from reports.listing import branch_defaults, own_hparams
 from reports.rundirs import Run, State
 
 
@@ -38,37 +38,14 @@ class Node:
             parts.append(f"acc {cell(self.state.test_accuracy)}")
         if self.state.density is not None:
             parts.append(f"density {cell(self.state.density)}")
+        if self.state.headline_text():  # a branch's own result: a barrier, an orderedness, ...
+            parts.append(self.state.headline_text())
         return "  ".join(parts)
 
     def walk(self, depth: int = 0):
         yield depth, self
         for child in self.children:
             yield from child.walk(depth + 1)
-
-
-def branch_defaults(kinds: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """{kind: {bundle key: {field: default}}} for the branches of these kinds, importing only
-    their modules (a kind no branch has, written by another version perhaps, has none)."""
-    from runs.registry import BRANCHES
-
-    found: dict[str, dict[str, dict[str, Any]]] = {}
-    for kind in kinds:
-        name = kind[len("branch_"):]
-        bundles = BRANCHES.get(name).BUNDLES if name in BRANCHES.entries else {}
-        found[kind] = {key: {f.name: f.default for f in fields(cls)} for key, cls in bundles.items()}
-    return found
-
-
-def own_hparams(run: Run, defaults: dict[str, dict[str, Any]]) -> list[str]:
-    """A branch's own hparams that differ from their defaults, as `field=value`."""
-    shown = []
-    for bundle, values in run.hparams.items():
-        if bundle in TRUNK_BUNDLES:
-            continue
-        known = defaults.get(bundle, {})
-        shown += [f"{name}={hparam_text(value)}" for name, value in values.items()
-                  if value != known.get(name, None)]
-    return shown
 
 
 def trunk_summary(run: Run, varying: list[str]) -> list[str]:

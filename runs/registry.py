@@ -11,8 +11,9 @@ and, where it needs them,
     SEED_DEFAULT         "replicate" where an unset --seed means the replicate itself (default: "mask",
                          a seed derived from the replicate)
     trunk_of(branch)     the trunk it grows from when that is not the command's own
-    summary(branch)      what its finished marker shows the reading commands ({"metrics": ..., "final_step": ...})
-                         where its result is not a training run's
+    summary(branch)      what its finished marker shows the reading commands: "headline", [[label, number], ...]
+                         in `runs` and `tree` (a barrier, an orderedness), and "metrics"/"final_step" where
+                         its result is not a training run's
 """
 
 from foundations.registry import Registry

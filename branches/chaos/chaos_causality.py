@@ -297,6 +297,12 @@ def result_of(branch: Branch, label: str, mask: Optional[Mask], run_dir, layers:
         benchmark=reached, run=str(run_dir))
 
 
+def summary(branch: Branch) -> dict:
+    """The headline the reading commands show: LEGCNet's test accuracy and share pruned."""
+    legcnet = next(n for n in read_json(branch.dir / "table.json")["networks"] if n["network"] == "LEGCNet")
+    return {"headline": [["LEGCNet accuracy", legcnet["test_accuracy"]], ["% pruned", legcnet["pruned_all_percent"]]]}
+
+
 def run(branch: Branch) -> list[list[str]]:
     h, trunk = branch.bundles["chaos"], branch.trunk
     layers = analysed_layers(branch)

@@ -290,7 +290,9 @@ def summary(branch: Branch) -> dict:
         metrics.update({f"{prefix}{key}": entry[key] for key in ("error_barrier", "error_barrier_above_chord",
                                                                  "loss_barrier")})
     final_step = networks[first]["copies"]["copy_a"]["final_step"]
-    return {"final_step": final_step, "metrics": metrics, "source": CURVE_JSON}
+    headline = [["barrier", networks[first]["error_barrier"]],
+                ["above chord", networks[first]["error_barrier_above_chord"]]]
+    return {"final_step": final_step, "metrics": metrics, "headline": headline, "source": CURVE_JSON}
 
 
 def run(branch: Branch) -> list[list[str]]:

@@ -179,6 +179,13 @@ def results(branch: Branch, done: dict) -> dict:
     return record
 
 
+def summary(branch: Branch) -> dict:
+    """The headline the reading commands show: the final orderedness and its gap to each null."""
+    record = read_json(branch.dir / RESULTS)
+    nulls = [[f"Δ {key}", null["delta"]] for key, null in record["nulls"].items()]
+    return {"headline": [["orderedness", record["final"]["orderedness"]], *nulls]}
+
+
 def summary_row(label: str, record: dict) -> list[str]:
     nulls = record["nulls"]
     cells = [label, format_metric(record["train_mse"]), f"{record['final']['density']:.3f}",

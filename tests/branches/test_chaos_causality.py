@@ -330,3 +330,12 @@ def test_the_recipes_carry_the_papers_windows(tmp_path, recipe, window):
     assert branch.bundles["chaos"].window == window
     assert branch.bundles["chaos"].window == chaos.ChaosHparams(window=window).window
     assert chaos.ChaosHparams().lyapunov_options()["tol"] == pytest.approx(9.5e-6)  # 6-decimal grid: < 1e-5
+
+
+def test_the_reading_commands_show_legcnets_accuracy_and_share_pruned(finished, root):
+    from reports.rundirs import read_run
+
+    path, _ = finished
+    legcnet = next(n for n in json.loads((path / "table.json").read_text())["networks"] if n["network"] == "LEGCNet")
+    headline = read_run(path, root).state.headline
+    assert headline == {"LEGCNet accuracy": legcnet["test_accuracy"], "% pruned": legcnet["pruned_all_percent"]}

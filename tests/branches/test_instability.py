@@ -131,6 +131,11 @@ def test_two_copies_from_init_their_curve_and_a_rerun_that_trains_nothing(cli, d
     summary = json.loads((path / "branch_done.json").read_text())  # the branch's marker: barriers and table
     assert summary["metrics"]["error_barrier"] == entry["error_barrier"] and summary["rows"]
     assert not (path / "done.json").exists()  # done.json is the training loop's alone
+    from reports import listing
+    from reports.rundirs import find_runs
+    listed = [row for row in listing.rows(find_runs(cli.root)) if row["kind"] == "branch_instability"]
+    assert listed[0]["result"] == f"barrier {entry['error_barrier']:.4g}, above chord " \
+                                  f"{entry['error_barrier_above_chord']:.4g}"
 
     table = pd.read_csv(path / "curve.csv")  # tidy, through pandas
     assert list(table.network.unique()) == ["dense"] and table.test_error.tolist() == errors
@@ -230,3 +235,13 @@ def test_a_mask_of_another_model_is_refused(cli):
     code, _, err = cli("branch", "instability", *TINY, "--from_step=0ep", "--mask_run=foreign")
     one_line_error(code, err, "another model", "conv.weight")
     assert not any(cli.root.rglob("done.json"))
+
+
+def test_tree_shows_the_barrier_of_a_finished_instability_branch(cli):
+    from reports import tree
+    from reports.rundirs import find_runs
+
+    path, _ = instability(cli, "--from_step=0ep")
+    entry = curve_json(path)["networks"]["dense"]
+    drawn = tree.render(tree.build(find_runs(cli.root)))
+    assert f"barrier {entry['error_barrier']:.4g}" in drawn

@@ -67,6 +67,10 @@ def test_topk_tracks_every_step_with_exact_values_and_saves_everything(cli):
 
     ordered, density = series(path, "orderedness"), series(path, "density")
     assert sorted(ordered) == list(range(13)) and sorted(density) == list(range(13))
+    record = json.loads((path / "orderedness.json").read_text())  # what `runs` and `tree` show of it
+    headline = json.loads((path / "branch_done.json").read_text())["headline"]
+    assert headline == [["orderedness", record["final"]["orderedness"]],
+                        *[[f"Δ {key}", null["delta"]] for key, null in record["nulls"].items()]]
     assert density[0] == 1.0 and all(density[i] == 24 / 48 for i in range(1, 13))  # floor(0.5 * 48) kept
     assert ordered[0] == pytest.approx(brute(init), abs=1e-12)
     assert ordered[12] == pytest.approx(brute(final), abs=1e-12)

@@ -179,16 +179,23 @@ def test_runs_reads_accuracy_and_density_from_done_and_sparsity(reports_root):
     assert failed["note"] == "the loss became nan" and failed["step"] == "1ep2it"
 
 
-def test_runs_shows_the_hparams_that_differ_and_no_others(reports_root):
+def test_the_table_shows_what_differs_and_each_branch_its_own_settings(reports_root):
     code, out, _ = run_cli("runs", f"--root={reports_root.path}")
     header = out.splitlines()[0].split()
     assert code == 0
-    for varying in ("lr", "training_steps", "strategy", "prune_fraction"):
-        assert varying in header
-    for constant in ("batch_size", "model_name", "dataset_name", "momentum", "control", "pruning_fraction"):
-        assert constant not in header
-    oneshot = listing(reports_root, "--where", "kind=oneshot")
-    assert {"strategy", "prune_fraction"} <= set(oneshot[0]) and "lr" not in oneshot[0]
+    for shown in ("lr", "training_steps", "strategy", "prune_fraction", "control"):  # control: reinitialize's own
+        assert shown in header
+    for constant in ("batch_size", "model_name", "dataset_name", "momentum", "pruning_fraction", "prune_scope"):
+        assert constant not in header  # the same everywhere, or a branch setting left at its default
+    code, out, _ = run_cli("runs", f"--root={reports_root.path}", "--where", "strategy=magnitude")
+    header = out.splitlines()[0].split()
+    assert code == 0 and "strategy" in header  # a filtered listing still says what it filtered on
+    assert "lr" not in header and "control" not in header
+
+
+def test_csv_and_json_carry_every_hparam_of_the_rows(reports_root):
+    oneshot = listing(reports_root, "--where", "kind=branch_oneshot")
+    assert {"strategy", "prune_fraction", "batch_size", "momentum", "model_name", "prune_scope"} <= set(oneshot[0])
 
 
 def dirs_of(root: Root, *names: str, level: object = None) -> set[str]:
