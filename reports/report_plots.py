@@ -21,7 +21,7 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
     densities = {round(r.density, 6) for r in rows if r.density is not None}
     if len(densities) < 2:
         return []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")  # room for the title above the axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(experiment.series()):
         mine = [r for r in rows if r.series == label and r.density is not None]
@@ -59,7 +59,8 @@ def accuracy_vs_iteration(experiment: Experiment, stem: Path, title: str) -> lis
     labels = experiment.series()
     columns = min(3, len(labels))
     panels = math.ceil(len(labels) / columns)
-    fig, axes = plt.subplots(panels, columns, figsize=(5 * columns, 3.6 * panels), squeeze=False)
+    fig, axes = plt.subplots(panels, columns, figsize=(5 * columns, 3.6 * panels), squeeze=False,
+                             layout="constrained")  # the figure's title above the panels' titles, not over them
     for ax, label in zip(axes.flat, labels):
         xs = experiment.xs(label)
         cmap = plt.get_cmap("viridis")

@@ -171,3 +171,24 @@ def test_the_default_output_is_a_reports_directory_under_the_root(reports_root):
     written = Path(out.strip().splitlines()[-1].split("wrote ")[1].split(", ")[0])
     assert written.name == "report.md" and written.parent.parent == reports_root.path / "reports"
     assert written.parent.name.startswith("branch-iterative-")
+
+
+def test_the_figure_title_overlaps_no_panel_title(reports_root, tmp_path, monkeypatch):
+    from reports import report_plots
+
+    figures = []
+    real_save = report_plots.save
+
+    def keep(fig, stem):
+        fig.canvas.draw()
+        suptitle = fig.get_suptitle() and fig._suptitle.get_window_extent()
+        figures.append((suptitle, [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()],
+                        [ax.get_window_extent() for ax in fig.axes if ax.axison]))
+        return real_save(fig, stem)
+
+    monkeypatch.setattr(report_plots, "save", keep)
+    report(reports_root, tmp_path, "branch", "iterative", *BASE, "--levels=2", "--replicates=1-2")
+    titled = [figure for figure in figures if figure[0]]  # accuracy_vs_iteration's panels under one title
+    assert len(figures) == 2 and len(titled) == 1
+    for suptitle, titles, panels in titled:
+        assert titles and not any(suptitle.overlaps(box) for box in titles + panels)
