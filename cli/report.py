@@ -86,12 +86,15 @@ def main(argv: list[str]) -> int:
         return 0
     from reports import report_plots  # matplotlib and scipy: loaded only when a report is made
     from reports.experiment import build
-    from reports.report_tables import markdown, summary_rows, tidy
+    from reports.report_tables import has_accuracy, headline_labels, markdown, summary_rows, tidy
 
     rest, out = split_out(rest)
     experiment = build(target, rest)
     title = "report " + shlex.join([*target.words, *rest])
     caption = figure_title(target, rest)
+    if not has_accuracy(experiment) and not headline_labels(experiment):
+        raise UserError(f"report {' '.join(target.words)}: its finished runs hold no test accuracy and no result "
+                        f"of their own to aggregate (their branch_done.json has no headline); nothing was written")
     rows = summary_rows(experiment)
     text = markdown(experiment, rows, title)
     directory = options.output_dir(out, experiment.root, default_name(target, rest))
@@ -99,8 +102,9 @@ def main(argv: list[str]) -> int:
     columns, tidy_rows = tidy(experiment)
     write_text(to_csv(columns, tidy_rows), directory / "runs.csv")
     written = [directory / "report.md", directory / "runs.csv"]
-    written += report_plots.accuracy_vs_density(experiment, rows, directory / "accuracy_vs_density", caption)
-    written += report_plots.accuracy_vs_iteration(experiment, directory / "accuracy_vs_iteration", caption)
+    if has_accuracy(experiment):  # a branch whose result is its own has its table, not accuracy plots
+        written += report_plots.accuracy_vs_density(experiment, rows, directory / "accuracy_vs_density", caption)
+        written += report_plots.accuracy_vs_iteration(experiment, directory / "accuracy_vs_iteration", caption)
     print(text)
     print("wrote " + ", ".join(str(path) for path in written))
     return 0

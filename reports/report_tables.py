@@ -54,8 +54,13 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
     head = ([experiment.x_label] if experiment.x_label else []) + [
         "density", "n", "test accuracy", "95% interval", "best test accuracy", "best: 95% interval",
         *experiment.roles[1:]]
+    accuracy = has_accuracy(experiment)
     for label in experiment.series():
-        lines += [f"## {label}", "", "| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        lines += [f"## {label}", ""]
+        lines += headline_table(experiment, label)
+        if not accuracy:  # a branch whose result is its own (a barrier, an orderedness): no accuracy table
+            continue
+        lines += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
         for row in (r for r in rows if r.series == label):
             cells = ([x_text(experiment, row.x)] if experiment.x_label else []) + [
                 "-" if row.density is None else f"{row.density:.4f}", str(row.final.n),
@@ -69,6 +74,36 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
         lines += [f"- `{command}` ({what})" for command, what in todo]
         lines.append("")
     return "\n".join(lines)
+
+
+def has_accuracy(experiment: Experiment) -> bool:
+    return any(r.state.test_accuracy is not None for r in _done(experiment.results))
+
+
+def headline_labels(experiment: Experiment) -> list[str]:
+    """The labels of the branch's own results (barrier, orderedness, ...), in their order."""
+    return list(dict.fromkeys(label for r in _done(experiment.results) for label in r.state.headline))
+
+
+def headline_table(experiment: Experiment, series: str) -> list[str]:
+    """A Markdown table of the branch's own results of one series, summarized over replicates like
+    the accuracy: one row per result, one column per density (or level) and control."""
+    labels = headline_labels(experiment)
+    if not labels:
+        return []
+    xs = experiment.xs(series)
+    columns = [(role, x) for x in xs for role in experiment.roles
+               if _done(experiment.of(role, series, x))]
+    names = [" ".join(filter(None, [x_text(experiment, x) if experiment.x_label else "",
+                                    "" if role == "main" else role])) or "result" for role, x in columns]
+    lines = ["| result | " + " | ".join(names) + " |", "|---|" + "---:|" * len(columns)]
+    for label in labels:
+        cells = []
+        for role, x in columns:
+            summary = summarize([r.state.headline.get(label) for r in _done(experiment.of(role, series, x))])
+            cells.append(f"{summary.text()} {summary.interval()}".strip() if summary.n > 1 else summary.text())
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def missing_commands(experiment: Experiment) -> list[tuple[str, str]]:
@@ -92,7 +127,8 @@ def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
     columns = ["role", "series", *experiment.varying]
     if experiment.x_label and experiment.x_label not in experiment.varying:
         columns.append(experiment.x_label)
-    columns += ["replicate", "density", "final_test_accuracy", "best_test_accuracy", "status", "path"]
+    columns += ["replicate", "density", "final_test_accuracy", "best_test_accuracy", *headline_labels(experiment),
+                "status", "path"]
     rows, seen = [], set()
     for r in experiment.results:
         if r.state.status == "missing" or r.path in seen:
@@ -101,5 +137,6 @@ def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
         x = {experiment.x_label: x_text(experiment, r.x)} if experiment.x_label else {}
         rows.append({"role": r.role, "series": r.series, **r.config, **x, "replicate": r.replicate,
                      "density": r.state.density, "final_test_accuracy": r.state.test_accuracy,
-                     "best_test_accuracy": r.best, "status": r.state.status, "path": str(r.path)})
+                     "best_test_accuracy": r.best, **r.state.headline, "status": r.state.status,
+                     "path": str(r.path)})
     return columns, rows

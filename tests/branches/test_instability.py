@@ -245,3 +245,32 @@ def test_tree_shows_the_barrier_of_a_finished_instability_branch(cli):
     entry = curve_json(path)["networks"]["dense"]
     drawn = tree.render(tree.build(find_runs(cli.root)))
     assert f"barrier {entry['error_barrier']:.4g}" in drawn
+
+
+def test_report_aggregates_the_barriers_over_replicates_and_draws_no_empty_accuracy_plot(cli, capsys, tmp_path):
+    import open_prune
+
+    barriers = [curve_json(instability(cli, "--from_step=0ep", f"--replicate={r}")[0])["networks"]["dense"]
+                ["error_barrier"] for r in (1, 2)]
+    out = tmp_path / "report"
+    code = open_prune.main(["report", "branch", "instability", *TINY, "--from_step=0ep", "--replicates=1-2",
+                            f"--root={cli.root}", f"--out={out}"])
+    assert code == 0, capsys.readouterr().err
+    mean, std = sum(barriers) / 2, abs(barriers[0] - barriers[1]) / 2 ** 0.5  # by hand, two replicates
+    half = 12.706204736174698 * std / 2 ** 0.5  # t(0.975, 1 degree of freedom) * std / sqrt(n)
+    row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| barrier |"))
+    assert f"{mean:.4f} ± {std:.4f} [{mean - half:.4f}, {mean + half:.4f}]" in row
+    assert not list(out.glob("accuracy_vs_*.png"))  # no accuracy, so no empty accuracy figures
+
+
+def test_report_refuses_a_grid_with_nothing_to_aggregate(cli, capsys, tmp_path):
+    import open_prune
+
+    path, _ = instability(cli, "--from_step=0ep")
+    marker = json.loads((path / "branch_done.json").read_text())
+    (path / "branch_done.json").write_text(json.dumps({**marker, "headline": []}))  # as an older marker
+    code = open_prune.main(["report", "branch", "instability", *TINY, "--from_step=0ep", f"--root={cli.root}",
+                            f"--out={tmp_path / 'report'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no result of their own" in err
+    assert not (tmp_path / "report").exists()
