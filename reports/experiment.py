@@ -112,6 +112,8 @@ def with_flags(argv: list[str], tokens: tuple[str, ...]) -> list[str]:
 
 def _result(role: str, label: str, config: dict, located: Located, level: Optional[int], path: Path,
             x: Optional[float], command: list[str], dense: bool) -> Result:
+    if level == 0 and not path.is_dir():  # level 0 is the trunk itself, whether or not the branch ran
+        path, dense = located.trunk_dir, True
     if not path.is_dir():
         return Result(role, label, config, located.replicate, level, x, path, command, State("missing"))
     holders = (located.run_dir,) if located.levels is not None else ()
@@ -156,7 +158,7 @@ def build(target: Target, argv: list[str]) -> Experiment:
         commands = list(dict.fromkeys(shlex.join(result.command) for result in main))
         raise UserError(f"no runs of this grid exist under {root} ({len(commands)} looked for); "
                         f"make them with e.g.: python open_prune.py {commands[0]}")
-    present = {role: results for role, results in by_role.items()
-               if any(result.state.status != "missing" for result in results)}
+    present = {role: results for role, results in by_role.items()  # a control that ran (its level 0 is the trunk's)
+               if any(result.state.status != "missing" and result.level != 0 for result in results)}
     return Experiment(target, varying, "level" if target.has_levels else (flag or ""), ["main", *present],
                       main + [r for results in present.values() for r in results], root)

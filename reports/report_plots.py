@@ -33,8 +33,8 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
             x = np.array([d for d, _ in points])
             colour = colours[(i * len(experiment.roles) + j) % len(colours)]
             name = label if role == "main" else f"{label}: {role}"
-            ax.plot(x, [s.mean for _, s in points], STYLES[j % len(STYLES)], marker="o", ms=3, color=colour,
-                    label=name)
+            ax.plot(x, [s.mean for _, s in points], linestyle=STYLES[j % len(STYLES)], marker="o", ms=3,
+                    color=colour, label=name)
             low = np.clip([s.low for _, s in points], 0, 1)  # accuracy is bounded; the table is not clipped
             high = np.clip([s.high for _, s in points], 0, 1)
             band = np.isfinite(low) & np.isfinite(high)

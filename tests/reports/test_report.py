@@ -192,3 +192,32 @@ def test_the_figure_title_overlaps_no_panel_title(reports_root, tmp_path, monkey
     assert len(figures) == 2 and len(titled) == 1
     for suptitle, titles, panels in titled:
         assert titles and not any(suptitle.overlaps(box) for box in titles + panels)
+
+
+def test_level_0_of_a_control_is_the_trunk_and_is_never_called_missing(reports_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    for name in ("trunk1", "iterative1", "control1", "trunk2", "iterative2"):  # replicate 2 has no control yet
+        source = reports_root.dirs[name]
+        shutil.copytree(source, root / source.relative_to(reports_root.path))
+    text = report(Root(root, reports_root.datasets, {}), tmp_path / "out", "branch", "iterative", *BASE,
+                  "--levels=2", "--replicates=1-2")
+    missing = [line for line in text.splitlines() if line.startswith("- `python open_prune.py")]
+    assert len(missing) == 1 and "reinitialize" in missing[0] and "--replicate=2" in missing[0]
+    assert "missing: levels 1, 2" in missing[0]
+
+
+def test_the_density_figure_draws_any_number_of_controls(tmp_path):
+    from types import SimpleNamespace
+
+    from reports import report_plots
+    from reports.report_tables import Row
+    from reports.stats import summarize
+
+    roles = ["main", *(f"control={c}" for c in ("reinit", "shuffle_layerwise", "shuffle_global", "sign", "x"))]
+    experiment = SimpleNamespace(series=lambda: ["iterative"], roles=roles)
+    rows = [Row("iterative", level, density, summarize([0.8, 0.9]), summarize([0.8, 0.9]),
+                {role: summarize([0.7, 0.75]) for role in roles[1:]}) for level, density in ((0, 1.0), (1, 0.8))]
+    written = report_plots.accuracy_vs_density(experiment, rows, tmp_path / "figure", "six roles")
+    assert [path.suffix for path in written] == [".png", ".pdf"] and len(colours(written[0])) > 20
