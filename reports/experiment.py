@@ -57,6 +57,11 @@ class Experiment:
     roles: list[str]            # "main", then each control that has runs
     results: list[Result]
     root: Path
+    trunks: list[Result] = field(default_factory=list)  # the dense reference of a one-shot branch, per point
+
+    def trunks_of(self, series_label: str) -> list[Result]:
+        """The trunks a series' runs grew from, each once (their dense accuracy is the reference)."""
+        return list({r.path: r for r in self.trunks if r.series == series_label}.values())
 
     def of(self, role: str, series_label: Optional[str] = None, x: object = ...) -> list[Result]:
         return [r for r in self.results if r.role == role and (series_label is None or r.series == series_label)
@@ -140,6 +145,7 @@ def build(target: Target, argv: list[str]) -> Experiment:
     varying = [flag for flag in grid.varying() if flag != "replicate"]
     flag = x_flag(target)
     main: list[Result] = []
+    trunks: list[Result] = []
     by_role: dict[str, list[Result]] = {}
     root: Optional[Path] = None
     for point in grid.points():
@@ -149,6 +155,8 @@ def build(target: Target, argv: list[str]) -> Experiment:
         located, found = _results("main", target, run_argv, label, config, flag)
         root = root or located.root
         main += found
+        if target.module is not None and not target.has_levels:  # levels hold the trunk as level 0 already
+            trunks.append(_result("trunk", label, config, located, None, located.trunk_dir, None, [], dense=True))
         for control in controls(target, located):
             _, extra = _results(control.role, control.target, with_flags(run_argv, control.extra), label, config,
                                 flag)
@@ -161,4 +169,4 @@ def build(target: Target, argv: list[str]) -> Experiment:
     present = {role: results for role, results in by_role.items()  # a control that ran (its level 0 is the trunk's)
                if any(result.state.status != "missing" and result.level != 0 for result in results)}
     return Experiment(target, varying, "level" if target.has_levels else (flag or ""), ["main", *present],
-                      main + [r for results in present.values() for r in results], root)
+                      main + [r for results in present.values() for r in results], root, trunks)

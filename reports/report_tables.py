@@ -61,6 +61,7 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
         if not accuracy:  # a branch whose result is its own (a barrier, an orderedness): no accuracy table
             continue
         lines += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        lines += reference_row(experiment, label, len(head))
         for row in (r for r in rows if r.series == label):
             cells = ([x_text(experiment, row.x)] if experiment.x_label else []) + [
                 "-" if row.density is None else f"{row.density:.4f}", str(row.final.n),
@@ -74,6 +75,17 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
         lines += [f"- `{command}` ({what})" for command, what in todo]
         lines.append("")
     return "\n".join(lines)
+
+
+def reference_row(experiment: Experiment, series: str, width: int) -> list[str]:
+    """'dense (trunk)': the final test accuracy of the trunks the series pruned, the reference a
+    pruned network is measured against (none for branches whose level 0 is the trunk)."""
+    trunks = _done(experiment.trunks_of(series))
+    if not trunks or not experiment.x_label:
+        return []
+    final, best = summarize([r.state.test_accuracy for r in trunks]), summarize([r.best for r in trunks])
+    cells = ["dense (trunk)", "1.0000", str(final.n), final.text(), final.interval(), best.text(), best.interval()]
+    return ["| " + " | ".join(cells + ["-"] * (width - len(cells))) + " |"]
 
 
 def has_accuracy(experiment: Experiment) -> bool:

@@ -125,7 +125,10 @@ def test_missing_runs_are_listed_with_the_command_that_makes_them(reports_root, 
 def test_oneshot_grid_with_its_random_control(reports_root, tmp_path):
     text = report(reports_root, tmp_path, "branch", "oneshot", *BASE, "--strategy=magnitude",
                   "--prune_fraction=0.5,0.8", "--replicates=1-2")
-    rows = tables(text)["branch oneshot"]
+    reference, *rows = tables(text)["branch oneshot"]
+    trunks = [accuracy(reports_root.dirs[f"trunk{r}"]) for r in (1, 2)]  # the dense reference row
+    assert reference["prune_fraction"] == "dense (trunk)" and reference["density"] == "1.0000"
+    assert (reference["test accuracy"], reference["95% interval"]) == expected_cells(trunks)
     assert [row["prune_fraction"] for row in rows] == ["0.5", "0.8"]
     for row, fraction in zip(rows, ("0.5", "0.8")):
         runs = [reports_root.dirs[f"oneshot{fraction}_{r}"] for r in (1, 2)]
