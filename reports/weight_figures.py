@@ -1,9 +1,12 @@
 """Figures of one saved model: per-layer histograms of the kept weights, weight matrices and conv
-filters as heatmaps, and the mask as an image.
+filters as heatmaps, the mask as an image, and a first layer over images in input space.
 
 A linear weight (out, in) is drawn as it is; a conv weight (out, in, kh, kw) as a grid of its
 kh×kw filters, one row per output channel and one column per input channel, with a gap between
-filters. Large layers show their first MAX_UNITS rows and columns (the title says so).
+filters, each filter square. Large layers show their first MAX_UNITS rows and columns (the title
+says so); a matrix larger than the panel is antialiased when drawn, not sampled (no moiré). A
+first layer that reads an image (in = C·H·W) is also drawn in input space: its first units as
+H×W pictures, and its mask as the kept fraction of each pixel's weights.
 """
 
 from __future__ import annotations
@@ -69,16 +72,81 @@ def heatmaps(tensors: dict[str, torch.Tensor], stem: Path, title: str, *, binary
     fig, axes = _panels(len(tensors), 4.0, 3.2)
     for ax, (name, tensor) in zip(axes, tensors.items()):
         image, cut = image_of(tensor)
+        conv = tensor.ndim > 2
+        style = dict(aspect="equal" if conv else "auto", interpolation="antialiased", interpolation_stage="rgba")
         if binary:
-            shown = ax.imshow(image, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            shown = ax.imshow(image, cmap="Greys", vmin=0, vmax=1, **style)
         else:
             limit = float(np.nanmax(np.abs(image))) if np.isfinite(image).any() else 1.0
             cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")  # the gaps between conv filters
-            shown = ax.imshow(image, cmap=cmap, vmin=-limit or -1, vmax=limit or 1, aspect="auto",
-                              interpolation="nearest")
+            shown = ax.imshow(image, cmap=cmap, vmin=-limit or -1, vmax=limit or 1, **style)
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
         ax.set_title(f"{name} {tuple(tensor.shape)}{cut}", fontsize=8)
+        ax.set_xlabel("input channel (one filter each)" if conv else "input unit", fontsize=7)
+        ax.set_ylabel("output channel" if conv else "output unit", fontsize=7)
+        if conv:  # ticks at the filters' centres, numbered by channel
+            kh, kw = tensor.shape[2], int(np.prod(tensor.shape[3:]))
+            ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(min(tensor.shape[1], MAX_CHANNELS))][::4])
+            ax.set_xticklabels([str(c) for c in range(min(tensor.shape[1], MAX_CHANNELS))][::4])
+            ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(min(tensor.shape[0], MAX_CHANNELS))][::4])
+            ax.set_yticklabels([str(r) for r in range(min(tensor.shape[0], MAX_CHANNELS))][::4])
         ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return save(fig, stem)
+
+
+MAX_PICTURES = 64  # first-layer units drawn as pictures
+
+
+def reads_images(weight: torch.Tensor, input_shape: Optional[tuple[int, ...]]) -> bool:
+    """Whether `weight` is a linear layer over a flattened (C, H, W) image."""
+    return (input_shape is not None and len(input_shape) == 3 and weight.ndim == 2
+            and weight.shape[1] == int(np.prod(input_shape)))
+
+
+def unit_pictures(weight: torch.Tensor, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The first MAX_PICTURES units of a layer over (C, H, W) images as H×W pictures (the mean over
+    colour channels) in a square grid, unit k at row k // side and column k % side, NaN between."""
+    channels, height, width = input_shape
+    units = weight.detach().float().cpu().reshape(weight.shape[0], channels, height, width).mean(1)
+    shown = units[:MAX_PICTURES]
+    side = math.ceil(math.sqrt(shown.shape[0]))
+    grid = np.full((side * (height + 1) - 1, side * (width + 1) - 1), np.nan)
+    for k, picture in enumerate(shown.numpy()):
+        r, c = divmod(k, side)
+        grid[r * (height + 1):r * (height + 1) + height, c * (width + 1):c * (width + 1) + width] = picture
+    return grid
+
+
+def kept_per_pixel(mask: torch.Tensor, input_shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W): the fraction of the weights reading each pixel (over units and channels) that are kept."""
+    return mask.detach().float().cpu().reshape(mask.shape[0], *input_shape).mean((0, 1)).numpy()
+
+
+def input_space(name: str, weight: torch.Tensor, mask: Optional[torch.Tensor], input_shape: tuple[int, ...],
+                stem: Path, title: str) -> list[Path]:
+    """A first layer over images in input space: its first units' weights as pictures, and with a
+    mask the kept fraction of every pixel's weights."""
+    _, height, width = input_shape
+    grid = unit_pictures(weight, input_shape)
+    shown = min(weight.shape[0], MAX_PICTURES)
+    fig, axes = plt.subplots(1, 2 if mask is not None else 1, figsize=(9 if mask is not None else 5, 4.4),
+                             squeeze=False, layout="constrained")
+    ax = axes[0, 0]
+    limit = float(np.nanmax(np.abs(grid))) or 1.0
+    image = ax.imshow(grid, cmap=plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd"), vmin=-limit, vmax=limit,
+                      interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    ax.set_title(f"{name}: units 0-{shown - 1} of {weight.shape[0]}, each {height}×{width}", fontsize=8)
+    ax.axis("off")
+    if mask is not None:
+        ax = axes[0, 1]
+        image = ax.imshow(kept_per_pixel(mask, input_shape), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        ax.set_title(f"{name}: kept fraction of each pixel's weights", fontsize=8)
+        ax.set_xlabel("pixel column", fontsize=7)
+        ax.set_ylabel("pixel row", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=9)
     return save(fig, stem)

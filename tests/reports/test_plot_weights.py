@@ -73,3 +73,23 @@ def test_bad_runs_and_steps_are_one_line_errors(reports_root, tmp_path):
                          ((str(trunk), "--step=1ep"), "saved steps are 0ep0it, 2ep0it"),
                          ((str(trunk), f"--out={trunk / 'plots'}"), "inside the run tree")]:
         one_line_error(*run_cli("plot-weights", *argv)[::2], needle)
+
+
+def test_a_first_layer_over_images_is_drawn_unit_by_unit_in_input_space(tmp_path):
+    # 5 units over (2, 3, 4) images: unit k's weight at channel c, pixel (i, j) is k + 10 c + i + j / 10
+    k, c, i, j = torch.meshgrid(torch.arange(5.), torch.arange(2.), torch.arange(3.), torch.arange(4.), indexing="ij")
+    weight = (k + 10 * c + i + j / 10).reshape(5, 24)
+    grid = weight_figures.unit_pictures(weight, (2, 3, 4))
+    assert grid.shape == (3 * 4 - 1, 3 * 5 - 1)  # a 3x3 grid of 3x4 pictures with one-pixel gaps
+    for unit in range(5):
+        row, column = divmod(unit, 3)
+        picture = grid[row * 4:row * 4 + 3, column * 5:column * 5 + 4]
+        expected = unit + 5 + torch.arange(3.)[:, None] + torch.arange(4.)[None, :] / 10  # mean over channels
+        assert np.allclose(picture, expected.numpy())
+    assert np.isnan(grid[3]).all() and np.isnan(grid[:, 4]).all()  # the gaps
+    mask = torch.ones(5, 24, dtype=torch.bool)
+    mask.view(5, 2, 3, 4)[:4, :, 0, 0] = False  # pixel (0, 0): 4 of 5 units pruned, in both channels
+    kept = weight_figures.kept_per_pixel(mask, (2, 3, 4))
+    assert kept[0, 0] == pytest.approx(0.2) and (np.delete(kept.reshape(-1), 0) == 1).all()
+    written = weight_figures.input_space("fc1.weight", weight, mask, (2, 3, 4), tmp_path / "first", "a title")
+    assert [p.suffix for p in written] == [".png", ".pdf"] and len(colours(written[0])) > 20
