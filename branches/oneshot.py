@@ -47,8 +47,8 @@ class OneshotHparams(Hparams):
                "(the fork: BatchNorm statistics per batch)")
 
     def validate(self) -> None:
-        if self.strategy is not None:
-            scores.get(self.strategy)
+        if self.strategy is not None:  # canonical before hashing: SNIP10 and snip10 are one run
+            self.strategy = scores.canonical(self.strategy)
         if self.prune_fraction is not None:
             check_prune_fraction(self.prune_fraction)
         check_iterations(self.prune_iterations)

@@ -1,5 +1,8 @@
 """`open_prune.py compare-masks A B` (two masks) or `compare-masks BRANCH` (each level's mask
-against the next): Jaccard overlap per layer and overall, and per-layer densities side by side."""
+against the next): Jaccard overlap per layer and overall, and per-layer densities side by side.
+Beside each Jaccard, that of two independent random masks of the same densities; for nested masks
+(IMP's levels: one's kept weights all among the other's) there is none, the densities fix the
+Jaccard, and the table says so."""
 
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ from reports import options
 from reports.jaccard import overlaps
 
 SUMMARY = "Jaccard overlap and per-layer densities of two masks, or of each level's mask with the next"
-COLUMNS = ["layer", "weights", "density_a", "density_b", "kept_both", "jaccard", "random_jaccard"]
+COLUMNS = ["layer", "weights", "density_a", "density_b", "kept_both", "jaccard", "nested", "random_jaccard"]
+NESTED_NOTE = ("nested: every weight one mask keeps, the other keeps too (IMP's levels are nested by construction); "
+               "their jaccard is min(d_a, d_b) / max(d_a, d_b) whichever weights they keep, so it has no random "
+               "baseline (random_jaccard -) and says nothing about which weights were chosen")
 
 
 def mask_file(path: Path) -> Path:
@@ -68,6 +74,8 @@ def main(argv: list[str]) -> int:
         header = f"{branch}: each level's mask (a) against the next (b)\n"
         columns = ["levels", *COLUMNS]
     if args.format == "table":
+        if any(row["nested"] for row in rows):
+            header += NESTED_NOTE + "\n"
         print(header)
     print(render(columns, rows, args.format))
     return 0

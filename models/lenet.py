@@ -4,8 +4,10 @@ Names: `[<dataset>_]lenet[_N1_N2...]` with ReLU units, or `<dataset>_<activation
 activation `sigmoid` or `tanh` (e.g. `fashionmnist_sigmoid_50_30`, `iris_sigmoid_6`), where N1,
 N2, ... are the hidden-layer widths (none at all is multinomial logistic regression) and the
 dataset prefix (mnist, fashionmnist, cifar10, cifar100 or cifar meaning cifar10, or a table:
-xor, sine, iris, wine, breastcancer) picks the default dataset and recipe; a bare `lenet_300_100`
-defaults to Fashion-MNIST. The input width always comes from the dataset. The output layer `fc`
+xor, sine, iris, wine, breastcancer) picks the default dataset and recipe. A bare `lenet_300_100`
+is a valid --model_name (its dataset is --dataset_name's) but has no recipe: --default_hparams
+refuses it, naming the prefixed choices, rather than guess a dataset. The input width always comes
+from the dataset. The output layer `fc`
 is linear: a loss such as softmax_mse or sigmoid_mse adds an output nonlinearity.
 """
 
@@ -18,13 +20,14 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn as nn
 
+from foundations.errors import UserError
 from models import recipes
 from models.base import InputShape, Model, ModelFamily
 
 NAME = "lenet"
 SUMMARY = "fully connected networks (ReLU, sigmoid or tanh) over the flattened input"
 
-_DATASET_OF_PREFIX = {None: "fashionmnist", "mnist": "mnist", "fashionmnist": "fashionmnist",
+_DATASET_OF_PREFIX = {"mnist": "mnist", "fashionmnist": "fashionmnist",
                       "cifar10": "cifar10", "cifar100": "cifar100", "cifar": "cifar10", "xor": "xor", "sine": "sine",
                       "iris": "iris", "wine": "wine", "breastcancer": "breastcancer"}
 _PREFIXES = "|".join(sorted((p for p in _DATASET_OF_PREFIX if p), key=len, reverse=True))
@@ -51,7 +54,7 @@ class LeNet(Model):
 
 
 class LeNetSpec(NamedTuple):
-    dataset_name: str
+    dataset_name: Optional[str]  # None for a bare name: the dataset is --dataset_name's
     hidden: tuple[int, ...]
     activation: str = "lenet"  # lenet (ReLU) | sigmoid | tanh
 
@@ -61,7 +64,7 @@ def parse(name: str) -> Optional[LeNetSpec]:
     if match is None or (match.group(2) != "lenet" and match.group(1) is None):
         return None  # a sigmoid/tanh net names its dataset: fashionmnist_sigmoid_50_30
     hidden = tuple(int(width) for width in match.group(3).split("_")[1:])
-    return LeNetSpec(_DATASET_OF_PREFIX[match.group(1)], hidden, match.group(2))
+    return LeNetSpec(_DATASET_OF_PREFIX.get(match.group(1)), hidden, match.group(2))
 
 
 def build(spec: LeNetSpec, input_shape: InputShape, num_classes: int) -> LeNet:
@@ -69,6 +72,10 @@ def build(spec: LeNetSpec, input_shape: InputShape, num_classes: int) -> LeNet:
 
 
 def default_hparams(name: str, spec: LeNetSpec) -> dict:
+    if spec.dataset_name is None:
+        raise UserError(f"--default_hparams={name} names no dataset, so it has no recipe: write it with the "
+                        f"dataset, e.g. fashionmnist_{name} or mnist_{name} (prefixes: "
+                        f"{', '.join(p for p in _DATASET_OF_PREFIX if p != 'cifar')})")
     if spec.activation == "lenet":
         return recipes.lenet(name, spec.dataset_name)
     return recipes.saturating_mlp(name, spec.dataset_name)

@@ -14,7 +14,7 @@ initializers, this one) declare no NAME. A model name is matched against every f
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 import torch
 
@@ -61,10 +61,16 @@ def exists(model_name: str) -> bool:
     return True
 
 
-def default_hparams(model_name: str) -> dict:
+def default_hparams(model_name: str, dataset_name: Optional[str] = None) -> dict:
     """The family's published recipe as {'dataset': {...}, 'model': {...}, 'training': {...},
-    'pruning': {...}} field overrides, with model_name set to `model_name`."""
+    'pruning': {...}} field overrides, with model_name set to `model_name`.
+
+    A name that does not say its dataset (a bare `lenet_300_100`: its spec's dataset_name is None)
+    has no recipe and its family refuses it (what `--default_hparams` does), unless `dataset_name`
+    says it: the dataset a trunk was trained on, for reading a trained model's defaults."""
     family, spec = _lookup(model_name)
+    if dataset_name is not None and getattr(spec, "dataset_name", "") is None:
+        spec = spec._replace(dataset_name=dataset_name)
     return family.default_hparams(model_name, spec)
 
 

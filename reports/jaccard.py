@@ -4,12 +4,18 @@ J(A, B) = |A ∩ B| / |A ∪ B| over the kept (True) entries; two masks that kee
 agree perfectly there (J = 1). For reference, two independent random masks keeping k_a and k_b of
 n weights overlap in about k_a·k_b/n of them, so their Jaccard is about
 (k_a·k_b/n) / (k_a + k_b − k_a·k_b/n): a ticket is unique only if it overlaps clearly more.
+
+Nested masks (one's kept weights all among the other's, as IMP's levels are by construction: a
+level only prunes what the level before kept) have J = min(k_a, k_b) / max(k_a, k_b) = d_b/d_a
+whichever weights they keep, so no random pair is their reference: `nested` says so and their
+`random_jaccard` is None.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -33,8 +39,17 @@ class Overlap:
         return self.both / self.either if self.either else 1.0
 
     @property
-    def random_jaccard(self) -> float:
-        """The Jaccard two independent random masks of these densities have, about."""
+    def nested(self) -> bool:
+        """Whether one mask's kept weights all lie among the other's (then J = min/max of the kept
+        counts, fixed by the densities alone)."""
+        return self.both == min(self.kept_a, self.kept_b)
+
+    @property
+    def random_jaccard(self) -> Optional[float]:
+        """The Jaccard two independent random masks of these densities have, about; None for
+        nested masks, whose Jaccard the densities fix (there is no random baseline to beat)."""
+        if self.nested:
+            return None
         if not self.total:
             return 1.0
         both = self.kept_a * self.kept_b / self.total
@@ -45,7 +60,8 @@ class Overlap:
         return {"layer": self.layer, "weights": self.total,
                 "density_a": self.kept_a / self.total if self.total else 1.0,
                 "density_b": self.kept_b / self.total if self.total else 1.0,
-                "kept_both": self.both, "jaccard": self.jaccard, "random_jaccard": self.random_jaccard}
+                "kept_both": self.both, "jaccard": self.jaccard, "nested": self.nested,
+                "random_jaccard": self.random_jaccard}
 
 
 def check_same_model(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], names: tuple[str, str]) -> None:

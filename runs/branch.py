@@ -4,9 +4,13 @@ network in a sub-directory, and the run of a branch command from start to finish
 A branch module (see runs/registry.py) declares NAME, SUMMARY, BUNDLES and `run(branch) -> rows`.
 When `run` returns, `branch_done.json` records the rows and the values of the options left out of
 the hash (`--levels`), so `branch_finished` can tell whether a command line asks for more than
-what is on disk; done.json stays the training loop's alone. Under torchrun, every rank runs the
-branch; files are written, repaired and judged by rank 0 (`on_primary`), and masks are rank 0's,
-broadcast.
+what is on disk; done.json stays the training loop's alone. Those options only ever add: a module
+that declares `cells(branch, options)` (the results a request produces, as names: IMP's levels,
+spam's criterion x sparsity cells) and `merge_options(branch, stored, requested)` keeps in its
+marker the union of every finished request, so a smaller request is finished and leaves the
+marker whole; without them, another value of an option is another result (the marker is the
+latest request's). Under torchrun, every rank runs the branch; files are written, repaired and
+judged by rank 0 (`on_primary`), and masks are rank 0's, broadcast.
 """
 
 from __future__ import annotations
@@ -87,7 +91,9 @@ class Branch:
         """The flag's comma-separated names; when the flag is not given, the model's default
         (OpenLTH's: LeNet and VGG keep their output layer) or, without `model_default`, none."""
         if flag_value is None:
-            defaults = models_registry.default_hparams(self.trunk.desc.model.model_name) if model_default else {}
+            desc = self.trunk.desc
+            defaults = models_registry.default_hparams(desc.model.model_name, desc.dataset.dataset_name) \
+                if model_default else {}
             flag_value = defaults.get("pruning", {}).get("prune_layers_to_ignore", "")
         names = [name.strip() for name in flag_value.split(",") if name.strip()]
         considered_layers(self.trunk.prunable_layer_names, names)  # a UserError for an unknown name
@@ -111,12 +117,17 @@ class Branch:
 
 def run_branch(branch: Branch, args: argparse.Namespace) -> int:
     """`open_prune.py branch <name>`: check the flags against the trunk before anything is trained
-    or written, then train the trunk if needed, run the branch and mark it finished."""
+    or written, then train the trunk if needed, run the branch and mark it finished. A module's
+    `check_run(branch)` refuses, after `--display_output_location` (the run still has a place) and
+    before anything is written, a run that would be void (spam whose training ends before its
+    first prior update)."""
     if hasattr(branch.module, "check"):
         branch.module.check(branch)
     if args.display_output_location:
         print(branch.dir)
         return 0
+    if hasattr(branch.module, "check_run"):  # a run that is well defined (it can be located) but would be void
+        branch.module.check_run(branch)
     branch.prepare()
     with run_lock(branch.dir, wait=args.wait_for_lock):
         rows = branch.module.run(branch)
@@ -129,20 +140,71 @@ def run_branch(branch: Branch, args: argparse.Namespace) -> int:
 def write_branch_done(branch: Branch, rows: list[list[str]]) -> None:
     """The branch's finished marker, written last: its rows, its unhashed options and, from a
     module's `summary(branch)`, what the reading commands show of a result that is not a training
-    run's (instability's barriers)."""
+    run's (instability's barriers). Results never shrink: a marker that already covers this
+    request (see `branch_finished`) is left as it is, and one that covers part of it is merged
+    (the module's `merge_options`; the union of `cells`; rows by level, the new ones first)."""
+    requested = branch.unhashed_options()
+    marker = read_marker(branch)
+    stored_cells = marker_cells(branch, marker) if marker is not None else None
+    cells = requested_cells(branch, requested)
+    if stored_cells is not None and cells is not None:
+        if marker.get("options") != requested and cells <= stored_cells:
+            return  # a smaller request: what is on disk is more, and stays
     summary = branch.module.summary(branch) if hasattr(branch.module, "summary") else {}
-    write_json({**summary, "header": ROW_HEADER, "rows": rows, "options": branch.unhashed_options()},
+    options, extra = requested, {}
+    if cells is not None:
+        if stored_cells is not None:
+            merge = getattr(branch.module, "merge_options", None)
+            options = merge(branch, marker["options"], requested) if merge else requested
+            cells |= stored_cells
+            new = {str(r[0]) for r in rows}
+            rows = [*rows, *(r for r in marker.get("rows", []) if isinstance(r, list) and r and str(r[0]) not in new)]
+        extra = {"cells": sorted(cells)}
+    write_json({**summary, "header": ROW_HEADER, "rows": rows, "options": options, **extra},
                branch.dir / paths.BRANCH_DONE)
 
 
-def branch_finished(branch: Branch) -> bool:
-    """Whether this branch ran to the end with these very unhashed options (reads only):
-    `--levels=3` after `--levels=2` is not finished."""
+def read_marker(branch: Branch) -> Optional[dict]:
+    """The branch's branch_done.json, or None when it is missing or unreadable."""
     try:
         marker = read_json(branch.dir / paths.BRANCH_DONE)
     except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("options"), dict) else None
+
+
+def requested_cells(branch: Branch, options: dict) -> Optional[set[str]]:
+    """The results these unhashed options ask for, as names (the module's `cells`), or None for a
+    module without `cells` (another value is then another result)."""
+    cells = getattr(branch.module, "cells", None)
+    return None if cells is None else {str(cell) for cell in cells(branch, options)}
+
+
+def marker_cells(branch: Branch, marker: dict) -> Optional[set[str]]:
+    """What a marker says is finished: its `cells`, else (a marker written before they were kept)
+    those of its options; None for a module without `cells`, or a marker that says nothing readable."""
+    if getattr(branch.module, "cells", None) is None:
+        return None
+    if isinstance(marker.get("cells"), list):
+        return {str(cell) for cell in marker["cells"]}
+    try:
+        return requested_cells(branch, marker["options"])
+    except Exception:  # options of another version, or damaged: nothing is known to be finished
+        return None
+
+
+def branch_finished(branch: Branch) -> bool:
+    """Whether the branch's finished marker covers this request (reads only): the same unhashed
+    options, or, for a module with `cells`, a request whose cells are all among the marker's
+    (`--levels=1` after `--levels=2` is finished; `--levels=3` after `--levels=2` is not)."""
+    marker = read_marker(branch)
+    if marker is None:
         return False
-    return isinstance(marker, dict) and marker.get("options") == branch.unhashed_options()
+    requested = branch.unhashed_options()
+    if marker.get("options") == requested:
+        return True
+    stored = marker_cells(branch, marker)
+    return stored is not None and requested_cells(branch, requested) <= stored
 
 
 def final_model(trunk: Trunk, run_dir: Path) -> torch.nn.Module:

@@ -11,9 +11,13 @@ and, where it needs them,
     SEED_DEFAULT         "replicate" where an unset --seed means the replicate itself (default: "mask",
                          a seed derived from the replicate)
     trunk_of(branch)     the trunk it grows from when that is not the command's own
+    check_run(branch)    refuse, after --display_output_location, a run that can be located but would be void
     summary(branch)      what its finished marker shows the reading commands: "headline", [[label, number], ...]
                          in `runs` and `tree` (a barrier, an orderedness), and "metrics"/"final_step" where
                          its result is not a training run's
+    cells(branch, options), merge_options(branch, stored, requested)
+                         the results an unhashed "how far" option asks for (IMP's levels, spam's cells) and
+                         how requests combine: the marker keeps their union, so results never shrink
 """
 
 from foundations.registry import Registry

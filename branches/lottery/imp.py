@@ -55,6 +55,18 @@ class ImpHparams(Hparams):
         check_prune_fraction(self.pruning_fraction, "pruning_fraction")
 
 
+def cells(branch: Branch, options: dict) -> list[str]:
+    """The levels a request with these unhashed options finishes: level_0 .. level_<levels>
+    (runs/branch.py: a marker of more levels covers fewer)."""
+    return [f"level_{level}" for level in range(int(options["imp"]["levels"]) + 1)]
+
+
+def merge_options(branch: Branch, stored: dict, requested: dict) -> dict:
+    """The options of the union of two finished requests: the deeper one's levels."""
+    levels = max(int(stored.get("imp", {}).get("levels", 0)), int(requested["imp"]["levels"]))
+    return {**requested, "imp": {**requested["imp"], "levels": levels}}
+
+
 # What a level trains from: (model, start step or None for 0, training hparams or None for the trunk's).
 LevelStart = Callable[[int, Mask, torch.nn.Module], tuple[torch.nn.Module, Optional[Step], Optional[TrainingHparams]]]
 

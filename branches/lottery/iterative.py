@@ -5,6 +5,8 @@ magnitude after training, reset the survivors to their values at initialization,
 """
 
 from branches.lottery.imp import ImpHparams, run_levels
+from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import merge_options as merge_options
 
 NAME = "iterative"
 SUMMARY = "lottery-ticket IMP: prune the smallest trained weights, rewind to init, retrain, repeat"

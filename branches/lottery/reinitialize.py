@@ -16,6 +16,8 @@ from typing import Optional
 import torch
 
 from branches.lottery import iterative
+from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import merge_options as merge_options
 from branches.lottery.imp import write_level_zero
 from foundations import paths
 from foundations.hparams import Hparams, hparam

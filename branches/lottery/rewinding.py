@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from branches.lottery.imp import ImpHparams, run_levels
+from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import merge_options as merge_options
 from foundations.hparams import Hparams, hparam
 from training.optimizers import LRSchedule
 

@@ -92,6 +92,35 @@ class SpamHparams(Hparams):
         return MarglikSchedule(self.marglik_frequency, self.burn_in)
 
 
+def first_update_epoch(frequency: int, burn_in: int) -> int:
+    """The first epoch whose end updates the prior: the first multiple of `frequency` that is at
+    least `burn_in` (and at least 1: updates happen at epoch ends)."""
+    return frequency * max(1, -(-burn_in // frequency))
+
+
+def training_epochs(trunk: Trunk) -> int:
+    """The whole epochs of the trunk's training (the epoch ends at which the prior can be updated)."""
+    return trunk.end_step.iteration // trunk.iterations_per_epoch
+
+
+def check_prior_updates(h: SpamHparams, total_epochs: int) -> None:
+    """Refuse a run whose training ends before the first prior update (spam and spam-online):
+    its prior would stay at --prior_init, so nothing would be learned (and spam-online would never
+    prune), silently."""
+    first = first_update_epoch(h.marglik_frequency, h.burn_in)
+    if first <= total_epochs:
+        return
+    schedule = f"--marglik_frequency={h.marglik_frequency}" + (f" with --burn_in={h.burn_in}" if h.burn_in else "")
+    if total_epochs < 1:
+        fix = "train for at least one epoch (the prior is updated at epoch ends)"
+    elif h.burn_in > total_epochs:
+        fix = f"give --burn_in={total_epochs} or less, or train longer"
+    else:
+        fix = f"give --marglik_frequency={total_epochs} or less, or train longer"
+    raise UserError(f"{schedule} first updates the prior after epoch {first}, but training is {total_epochs} "
+                    f"epoch(s): the prior would never be learned; {fix}")
+
+
 def likelihood_of(training: TrainingHparams, task: str) -> str:
     """The Laplace likelihood that matches the training loss; a UserError for losses it cannot model."""
     loss = training.loss or ("cross_entropy" if task == "classification" else "mse")

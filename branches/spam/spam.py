@@ -10,14 +10,23 @@ Dhahri et al. (2024), "Shaving Weights with Occam's Razor", main experiments:
      --sparsities: prune the final weights globally and evaluate without retraining (cells/);
      --finetune_steps also fine-tunes each pruned network under its mask (finetune/).
   4. One table: rows sparsity, columns network x criterion (table.csv; every metric in table.json).
+     --sparsities and --criteria are not hashed and only ever add: table.csv, table.json and the
+     finished marker keep every cell evaluated so far; a rerun prints the cells it asks for.
 """
 
 from __future__ import annotations
 
 from branches.spam.map_laplace import final_weights, map_network
-from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
-from branches.spam.sweep import Sweep, SweepHparams, Swept
-from branches.spam.tables import accuracy_of, tabulate, write_table
+from branches.spam.prior_training import (
+    SpamHparams,
+    check_prior_updates,
+    likelihood_of,
+    spam_training,
+    train_spam,
+    training_epochs,
+)
+from branches.spam.sweep import Sweep, SweepHparams, Swept, criterion_names, nm_sparsity, percentages
+from branches.spam.tables import accuracy_of, merged_records, stored_records, tabulate, write_table
 from foundations.tables import format_metric, print_table
 from runs.branch import Branch
 
@@ -38,6 +47,12 @@ def check(branch: Branch) -> None:
     sweep(branch).check(trunk.fresh_model())
 
 
+def check_run(branch: Branch) -> None:
+    """Refuse, before anything is written, training that ends before the first prior update: no
+    prior would be learned (the run can still be located: --display_output_location)."""
+    check_prior_updates(branch.bundles["spam"], training_epochs(branch.trunk))
+
+
 def run(branch: Branch) -> list[list[str]]:
     trunk, h = branch.trunk, branch.bundles["spam"]
     done, _, posterior = train_spam(trunk, branch.dir / "spam", h)
@@ -45,10 +60,50 @@ def run(branch: Branch) -> list[list[str]]:
     map_ = map_network(trunk, branch.dir / "map", h.curvature, h.temperature,
                        branch.bundles["sweep"].map_prior_precision)
     records = sweep(branch).run([spam, map_])
-    header, rows = tabulate(records, branch.bundles["sweep"].structure)
+    structure = branch.bundles["sweep"].structure
+    header, rows = tabulate(records, structure)
     print("post-hoc pruning, test accuracy without retraining (+ft: after fine-tuning):")
     print_table(header, rows)
-    trunk.platform.on_primary(write_table, branch.dir, header, rows, records)
+    trunk.platform.on_primary(write_whole_table, branch.dir, structure, records)
     dense = {r["model"]: r for r in records if r["criterion"] is None}
     return [["spam (dense)", "1.0000", format_metric(accuracy_of(dense["spam"])), str(branch.dir / "spam")],
             ["map (dense)", "1.0000", format_metric(accuracy_of(dense["map"])), str(trunk.dir)]]
+
+
+def write_whole_table(directory, structure: str, records: list[dict]) -> None:
+    """table.csv and table.json of every cell finished so far: these records and the stored ones."""
+    everything = merged_records(records, stored_records(directory))
+    header, rows = tabulate(everything, structure)
+    write_table(directory, header, rows, everything)
+
+
+def _number(value: float) -> str:
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def cells(branch: Branch, options: dict) -> list[str]:
+    """The cells a request evaluates, criterion@sparsity (runs/branch.py: a marker that holds them
+    all covers it). An N:M structure has its one sparsity whatever --sparsities says."""
+    sweep_options = options["sweep"]
+    h = branch.bundles["sweep"]
+    if h.is_nm:
+        sparsities = [nm_sparsity(h.structure)]
+    else:
+        sparsities = percentages(sweep_options["sparsities"])
+    return [f"{criterion}@{sparsity:g}" for sparsity in sparsities
+            for criterion in criterion_names(sweep_options["criteria"])]
+
+
+def merge_options(branch: Branch, stored: dict, requested: dict) -> dict:
+    """Both requests' sparsities (ascending) and criteria (the stored ones first); the marker's
+    `cells` say which pairs were evaluated."""
+    old, new = stored.get("sweep", {}), requested["sweep"]
+    try:
+        old_sparsities, old_criteria = percentages(old["sparsities"]), criterion_names(old["criteria"])
+    except Exception:  # a marker of another version: the request alone
+        return requested
+    sparsities = sorted(set(old_sparsities) | set(percentages(new["sparsities"])))
+    criteria = list(dict.fromkeys([*old_criteria, *criterion_names(new["criteria"])]))
+    return {**requested, "sweep": {**new, "sparsities": ",".join(map(_number, sparsities)),
+                                   "criteria": ",".join(criteria)}}

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from branches.spam.map_laplace import final_weights, map_network
 from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
-from branches.spam.prior_training import SpamHparams, likelihood_of, spam_training, train_spam
+from branches.spam.prior_training import (
+    SpamHparams,
+    check_prior_updates,
+    likelihood_of,
+    spam_training,
+    train_spam,
+    training_epochs,
+)
 from branches.spam.sweep import Sweep, SweepHparams, Swept, read_record
 from branches.spam.tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
 from foundations import paths
@@ -36,7 +43,7 @@ def ignored(branch: Branch) -> list[str]:
 
 
 def total_epochs(branch: Branch) -> int:
-    return branch.trunk.end_step.iteration // branch.trunk.iterations_per_epoch
+    return training_epochs(branch.trunk)
 
 
 def check(branch: Branch) -> None:
@@ -49,10 +56,10 @@ def check(branch: Branch) -> None:
 def control_sweep(branch: Branch) -> Sweep:
     """The post-hoc evaluation at the final sparsity (the MAP trunk's columns)."""
     h = branch.bundles["online"]
-    sweep_h = SweepHparams(sparsities=f"{100 * h.final_sparsity:g}", criteria=",".join(CONTROLS),
-                           prune_layers_to_ignore=h.prune_layers_to_ignore, ece_bins=h.ece_bins,
-                           map_prior_precision=h.map_prior_precision)
-    return Sweep(branch.trunk, branch.dir, sweep_h, branch.seed(), ignored(branch))
+    sweep_h = SweepHparams(criteria=",".join(CONTROLS), prune_layers_to_ignore=h.prune_layers_to_ignore,
+                           ece_bins=h.ece_bins, map_prior_precision=h.map_prior_precision)
+    percent = float(f"{100 * h.final_sparsity:g}")  # as the cells were always named: 29, not 28.999999999999996
+    return Sweep(branch.trunk, branch.dir, sweep_h, branch.seed(), ignored(branch), sparsities=[percent])
 
 
 def trajectory(branch: Branch) -> list[list[str]]:
@@ -75,6 +82,13 @@ def own_cell(branch: Branch, sweep: Sweep, network: Swept) -> dict:
                   **sweep.evaluate(network.model, Mask.load(branch.dir))}
         branch.trunk.platform.on_primary(write_json, record, path)
     return record
+
+
+def check_run(branch: Branch) -> None:
+    """Refuse, before anything is written, training that ends before the first prior update: no
+    prior would be learned and spam-online would never prune (the run can still be located:
+    --display_output_location)."""
+    check_prior_updates(branch.bundles["spam"], total_epochs(branch))
 
 
 def run(branch: Branch) -> list[list[str]]:

@@ -60,7 +60,9 @@ class SweepHparams(Hparams):
                    "extend the same branch)."
 
     sparsities: str = hparam(DEFAULT_SPARSITIES, "comma-separated percentages of the considered weights (or units) "
-                                                 "removed, each in (0, 100)", is_list=True, hashed=False)
+                                                 "removed, each in [1, 100), e.g. 90 for nine tenths (a value "
+                                                 "below 1 reads as a fraction and is refused)",
+                             is_list=True, hashed=False)
     criteria: str = hparam("opd,magnitude,random", "comma-separated: opd | post_only | random | magnitude | snip | "
                                                    "grasp | graspabs (10 examples per class; snipN etc. for N) | "
                                                    "synflow", is_list=True, hashed=False)
@@ -82,8 +84,8 @@ class SweepHparams(Hparams):
     def validate(self) -> None:
         if self.sparsities is not None:
             percentages(self.sparsities)
-        if self.criteria is not None:
-            criterion_names(self.criteria)
+        if self.criteria is not None:  # canonical: lower case, stripped, bare snip as snip10 (not hashed)
+            self.criteria = ",".join(criterion_names(self.criteria))
         if self.structure is not None and self.structure not in ("unstructured", *UNIT_STRUCTURES):
             if not PATTERN.match(self.structure):
                 raise UserError(f"--structure={self.structure} is unknown: use unstructured, neurons, filters or "
@@ -102,17 +104,28 @@ class SweepHparams(Hparams):
 
 
 def percentages(text: str) -> list[float]:
-    """'20,40,99.5' -> [20.0, 40.0, 99.5]; a UserError unless each lies in (0, 100)."""
+    """'20,40,99.5' -> [20.0, 40.0, 99.5]; a UserError unless each lies in [1, 100). Sparsities are
+    percentages here and fractions everywhere else (--prune_fraction, --final_sparsity), so a value
+    below 1, which reads as a fraction (0.9 for 90%), is refused rather than run as 0.9%."""
     values = []
     for part in text.split(","):
         try:
             value = float(part)
         except ValueError:
             raise UserError(f"--sparsities has {part.strip()!r}, not a number: give percentages such as 20,90,99")
-        if not 0 < value < 100:
-            raise UserError(f"--sparsities has {value:g}, outside (0, 100): give percentages such as 20,90,99")
+        if 0 < value < 1:
+            raise UserError(f"--sparsities has {value:g}, which reads as a fraction: --sparsities is in percent, "
+                            f"write {100 * value:g} for {value:g} of the weights (values in [1, 100))")
+        if not 1 <= value < 100:
+            raise UserError(f"--sparsities has {value:g}, outside [1, 100): give percentages such as 20,90,99")
         values.append(value)
     return values
+
+
+def nm_sparsity(pattern: str) -> float:
+    """The one sparsity of an N:M structure, in percent: 100 (1 - N/M)."""
+    n, m = parse_pattern(pattern)
+    return 100.0 * (1 - n / m)
 
 
 def criterion_names(text: str) -> list[str]:
@@ -179,8 +192,10 @@ def masked_copy(model: nn.Module, mask: Mask) -> nn.Module:
 class Sweep:
     """Evaluates cells (network x criterion x sparsity) of one branch, each once, and tabulates them."""
 
-    def __init__(self, trunk: Trunk, directory: Path, h: SweepHparams, seed: int, ignore: list[str]):
+    def __init__(self, trunk: Trunk, directory: Path, h: SweepHparams, seed: int, ignore: list[str],
+                 sparsities: Optional[list[float]] = None):
         self.trunk, self.dir, self.h, self.ignore, self.seed = trunk, Path(directory), h, ignore, seed
+        self._sparsities = sparsities  # given by a branch (spam-online's final sparsity), not by --sparsities
 
     @property
     def data(self) -> ScoringData:
@@ -192,9 +207,8 @@ class Sweep:
     def sparsities(self) -> list[float]:
         """Percentages; an N:M structure has exactly one, 100 (1 - N/M)."""
         if self.h.is_nm:
-            n, m = parse_pattern(self.h.structure)
-            return [100.0 * (1 - n / m)]
-        return percentages(self.h.sparsities)
+            return [nm_sparsity(self.h.structure)]
+        return list(self._sparsities) if self._sparsities is not None else percentages(self.h.sparsities)
 
     def check(self, model: nn.Module) -> None:
         """Refuse, before anything is trained, a structure the model cannot take."""

@@ -1,6 +1,7 @@
 """The sweep's table: rows sparsity, columns network x criterion, cells test accuracy; on disk as
-table.csv (what is printed) and table.json (every metric of every cell), rewritten only when they
-change, so a rerun touches nothing."""
+table.csv and table.json (every metric of every cell), rewritten only when they change, so a rerun
+touches nothing. They hold every cell the branch has finished, not only the last request's: a
+rerun with fewer sparsities or criteria prints its own rows and leaves the stored table whole."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from foundations.tables import format_metric
-from platforms.storage import json_safe, write_text
+from platforms.storage import json_safe, read_json, write_text
 from pruning.nm import PATTERN
 
 TABLE = "table"
@@ -78,3 +79,31 @@ def write_table(directory: Path, header: list[str], rows: list[list[str]], recor
     everything = {"header": header, "rows": rows, "cells": records}
     write_if_changed(json.dumps(json_safe(everything), indent=2, sort_keys=True, allow_nan=False) + "\n",
                      Path(directory) / f"{TABLE}.json")
+
+
+def stored_records(directory: Path) -> list[dict]:
+    """The cells of the table.json in `directory` (none when it is missing or unreadable)."""
+    try:
+        table = read_json(Path(directory) / f"{TABLE}.json")
+    except (OSError, ValueError):
+        return []
+    cells = table.get("cells") if isinstance(table, dict) else None
+    return [c for c in cells if isinstance(c, dict) and "model" in c] if isinstance(cells, list) else []
+
+
+def merged_records(records: list[dict], stored: list[dict]) -> list[dict]:
+    """`records` with the `stored` cells they lack (a cell is network x criterion x sparsity; the
+    new record wins): dense cells first, then by sparsity; the stored table's columns keep their
+    order and new ones follow."""
+    def key(record: dict) -> tuple:
+        return record["model"], record["criterion"], record.get("sparsity")
+
+    cells = {key(r): r for r in stored}
+    cells.update({key(r): r for r in records})
+    columns: dict[tuple, int] = {}
+    for record in [*stored, *records]:
+        columns.setdefault(key(record)[:2], len(columns))
+    dense = [r for r in cells.values() if r["criterion"] is None]
+    pruned = [r for r in cells.values() if r["criterion"] is not None]
+    return [*sorted(dense, key=lambda r: columns[key(r)[:2]]),
+            *sorted(pruned, key=lambda r: (r["sparsity"], columns[key(r)[:2]]))]

@@ -30,7 +30,7 @@ from pruning.scores.base import ExampleSource, Score, ScoringData
 
 SCORES = Registry("pruning.scores", kind="score", attribute="SCORE", expected=callable, expected_as="a function")
 
-__all__ = ["SCORES", "ExampleSource", "Score", "ScoringData", "get", "names"]
+__all__ = ["SCORES", "ExampleSource", "Score", "ScoringData", "canonical", "get", "names"]
 
 
 def _reads_examples(score: Callable) -> bool:
@@ -57,6 +57,14 @@ def names() -> list[str]:
     """Every valid strategy form, N standing for the examples per class."""
     data_free, per_class = _by_kind()
     return list(data_free) + [f"{name}N" for name in per_class]
+
+
+def canonical(strategy: str) -> str:
+    """The one spelling of a strategy (lower case, stripped: ' SNIP10' -> 'snip10'), checked: what
+    a flag naming a score stores and hashes, so that one score is one run. A UserError for a
+    strategy `get` refuses."""
+    get(strategy)
+    return strategy.strip().lower()
 
 
 def get(strategy: str) -> Score:

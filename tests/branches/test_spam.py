@@ -124,8 +124,10 @@ def test_two_of_four_keeps_half_of_every_group(cli):
 
 
 @pytest.mark.parametrize("flags, needles", [
-    (["--sparsities=0,50"], ["sparsities", "(0, 100)"]),
-    (["--sparsities=50,100"], ["sparsities", "(0, 100)"]),
+    (["--sparsities=0,50"], ["sparsities", "[1, 100)"]),
+    (["--sparsities=50,100"], ["sparsities", "[1, 100)"]),
+    (["--sparsities=0.5,0.9"], ["--sparsities has 0.5, which reads as a fraction", "in percent", "write 50"]),
+    (["--sparsities=50,0.99"], ["0.99", "reads as a fraction", "write 99"]),
     (["--sparsities=half"], ["sparsities", "not a number"]),
     (["--marglik_frequency=0"], ["marglik_frequency", "positive"]),
     (["--criteria=opd,snap"], ["unknown pruning strategy", "post_only"]),

@@ -269,11 +269,30 @@ INVALID = ["", "lenet_0", "lenet_300_", "mnist_lenet_300_abc", "svhn_lenet_300",
            "imagenet_resnet_19", "imagenet_resnet_50_", "tinyimagenet_resnet_20", "Cifar_resnet_20"]
 
 
+BARE = {"lenet_300_100"}  # a valid --model_name without a recipe: it names no dataset
+
+
 @pytest.mark.parametrize("name", VALID)
 def test_valid_names_belong_to_exactly_one_family(name):
     assert registry.exists(name)
     assert sum(family.parse(name) is not None for family in registry.families()) == 1
-    assert registry.default_hparams(name)["model"]["model_name"] == name
+    dataset = "mnist" if name in BARE else None
+    assert registry.default_hparams(name, dataset)["model"]["model_name"] == name
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100", "lenet", "lenet_10_10"])
+def test_a_lenet_without_a_dataset_has_no_recipe_and_says_which_names_do(name):
+    with pytest.raises(UserError) as error:
+        registry.default_hparams(name)
+    message = str(error.value)
+    assert "\n" not in message and "names no dataset" in message
+    assert f"fashionmnist_{name}" in message and f"mnist_{name}" in message
+    # the trunk's own dataset gives it one (reading a trained model's defaults): the prefixed name's recipe
+    for dataset in ("mnist", "fashionmnist", "cifar10"):
+        recipe = registry.default_hparams(name, dataset)
+        prefixed = registry.default_hparams(f"{dataset}_{name}")
+        assert recipe["dataset"] == prefixed["dataset"] and recipe["pruning"] == prefixed["pruning"]
+        assert recipe["training"] == prefixed["training"] and recipe["model"]["model_name"] == name
 
 
 @pytest.mark.parametrize("name", INVALID)
@@ -378,7 +397,7 @@ def test_published_recipes(name, expected):
 
 
 @pytest.mark.parametrize("name, dataset", [
-    ("lenet_300_100", "fashionmnist"), ("fashionmnist_lenet_300_100", "fashionmnist"),
+    ("fashionmnist_lenet_300_100", "fashionmnist"),
     ("mnist_lenet", "mnist"),
     ("cifar_lenet_10", "cifar10"), ("cifar10_lenet_10", "cifar10"), ("cifar100_lenet_10", "cifar100")])
 def test_lenet_prefix_picks_the_dataset(name, dataset):
@@ -387,14 +406,15 @@ def test_lenet_prefix_picks_the_dataset(name, dataset):
 
 @pytest.mark.parametrize("name", VALID)
 def test_ignored_layers_are_real_keys_and_recipes_are_fresh_dicts(name):
-    recipe = registry.default_hparams(name)
+    dataset = "mnist" if name in BARE else None
+    recipe = registry.default_hparams(name, dataset)
     ignored = recipe["pruning"].get("prune_layers_to_ignore")
     if ignored:
         family, spec = registry._lookup(name)
         model = on_meta(lambda: family.build(spec, CIFAR, 10))
         assert set(ignored.split(",")) <= set(model.prunable_layer_names)
     recipe["training"]["lr"] = -1.0  # callers may edit what they get
-    assert registry.default_hparams(name)["training"]["lr"] > 0
+    assert registry.default_hparams(name, dataset)["training"]["lr"] > 0
 
 
 def test_tinyimagenet_family_reuses_the_imagenet_resnet():

@@ -41,6 +41,33 @@ def test_overall_pools_the_layers_and_random_baseline():
     assert x.row()["density_a"] == 0.5 and y.row()["density_b"] == 0.5
 
 
+@pytest.mark.parametrize("a, b, nested", [
+    (t(1, 1, 1, 0), t(1, 0, 1, 0), True),  # b's kept weights are among a's
+    (t(1, 0, 0, 0), t(1, 1, 0, 1), True),  # a's among b's
+    (t(1, 1, 0, 0), t(1, 0, 1, 0), False),
+    (t(0, 0, 0, 0), t(1, 0, 1, 0), True),  # nothing is inside everything
+    (t(1, 1, 1, 1), t(0, 1, 1, 0), True),  # a dense level 0 against any level
+])
+def test_nested_masks_have_their_jaccard_fixed_and_no_random_baseline(a, b, nested):
+    layer, overall = overlaps({"w": a}, {"w": b})
+    assert layer.nested is nested and overall.nested is nested
+    if nested:  # any nested pair of these densities has this Jaccard: d_small / d_large
+        small, large = sorted((int(a.sum()), int(b.sum())))
+        assert layer.jaccard == pytest.approx(small / large if large else 1.0)
+        assert layer.random_jaccard is None and layer.row()["random_jaccard"] is None
+    else:
+        assert layer.random_jaccard == pytest.approx(1 / 3)
+    assert layer.row()["nested"] is nested
+
+
+def test_nesting_over_all_layers_needs_one_direction():
+    a = {"x": t(1, 1, 0, 0), "y": t(1, 0)}
+    b = {"x": t(1, 0, 0, 0), "y": t(1, 1)}  # x: b inside a; y: a inside b
+    x, y, overall = overlaps(a, b)
+    assert x.nested and y.nested and not overall.nested
+    assert overall.random_jaccard == pytest.approx((3 * 3 / 6) / (3 + 3 - 3 * 3 / 6))
+
+
 def test_masks_of_different_models_are_refused():
     with pytest.raises(UserError, match="different models"):
         overlaps({"x": t(1, 0)}, {"z": t(1, 0)})
@@ -84,8 +111,23 @@ def test_a_branch_dir_compares_each_level_with_the_next(reports_root):
     assert overall["0->1"]["jaccard"] == pytest.approx(level1)  # level 0 keeps everything
     assert overall["1->2"]["jaccard"] == pytest.approx(
         numpy_jaccard(branch / "level_1" / "mask.pt", branch / "level_2" / "mask.pt")["all"])
-    # IMP never revives a weight, so level 2's kept weights are all among level 1's
+    # IMP never revives a weight, so level 2's kept weights are all among level 1's: nested, with no
+    # random baseline (their Jaccard is d_2 / d_1 by construction)
     assert overall["1->2"]["kept_both"] == round(overall["1->2"]["density_b"] * overall["1->2"]["weights"])
+    assert all(r["nested"] and r["random_jaccard"] is None for r in rows)
+    assert overall["1->2"]["jaccard"] == pytest.approx(overall["1->2"]["density_b"] / overall["1->2"]["density_a"])
+    code, out, _ = run_cli("compare-masks", str(branch))
+    assert code == 0 and "nested" in out and "no random baseline" in out
+
+
+def test_independent_masks_keep_their_random_baseline(reports_root):
+    a, b = reports_root.dirs["oneshot0.5_1"], reports_root.dirs["random0.5_1"]
+    rows = compare(str(a), str(b))
+    overall = rows[-1]
+    assert not overall["nested"] and overall["random_jaccard"] == pytest.approx(
+        (0.5 * 0.5) / (0.5 + 0.5 - 0.5 * 0.5), abs=0.01)  # densities of about one half
+    code, out, _ = run_cli("compare-masks", str(a), str(b))
+    assert code == 0 and "no random baseline" not in out
 
 
 def test_table_output_names_both_masks(reports_root):
