@@ -70,6 +70,20 @@ def run(branch: Branch) -> list[list[str]]:
             ["map (dense)", "1.0000", format_metric(accuracy_of(dense["map"])), str(trunk.dir)]]
 
 
+def summary(branch: Branch) -> dict:
+    """The headline the reading commands show: at the highest sparsity swept, SpaM's and MAP's test
+    accuracy pruned by OPD (or the first criterion swept), without retraining."""
+    cells = [c for c in stored_records(branch.dir) if c.get("criterion") is not None and c.get("sparsity") is not None]
+    if not cells:
+        return {}
+    criteria = list(dict.fromkeys(c["criterion"] for c in cells))
+    criterion = "opd" if "opd" in criteria else criteria[0]
+    top = max(c["sparsity"] for c in cells if c["criterion"] == criterion)
+    accuracy = {c["model"]: accuracy_of(c) for c in cells if c["criterion"] == criterion and c["sparsity"] == top}
+    return {"headline": [["sparsity %", top], *[[f"{model} {criterion}", accuracy[model]]
+                                                 for model in ("spam", "map") if model in accuracy]]}
+
+
 def write_whole_table(directory, structure: str, records: list[dict]) -> None:
     """table.csv and table.json of every cell finished so far: these records and the stored ones."""
     everything = merged_records(records, stored_records(directory))

@@ -22,7 +22,7 @@ from branches.spam.prior_training import (
     training_epochs,
 )
 from branches.spam.sweep import Sweep, SweepHparams, Swept, read_record
-from branches.spam.tables import accuracy_of, csv_text, tabulate, write_if_changed, write_table
+from branches.spam.tables import accuracy_of, csv_text, stored_records, tabulate, write_if_changed, write_table
 from foundations import paths
 from foundations.tables import format_metric, print_table
 from platforms.storage import write_json
@@ -82,6 +82,19 @@ def own_cell(branch: Branch, sweep: Sweep, network: Swept) -> dict:
                   **sweep.evaluate(network.model, Mask.load(branch.dir))}
         branch.trunk.platform.on_primary(write_json, record, path)
     return record
+
+
+def summary(branch: Branch) -> dict:
+    """The headline the reading commands show: the sparsity the online network ended at, its test
+    accuracy there, and the MAP trunk's pruned post hoc by OPD to the same sparsity."""
+    cells = stored_records(branch.dir)
+    own = next((c for c in cells if c["model"] == NAME), None)
+    if own is None:
+        return {}
+    headline = [["sparsity %", own["sparsity"]], [f"{NAME} accuracy", accuracy_of(own)]]
+    map_opd = [c for c in cells if c["model"] == "map" and c.get("criterion") == "opd"
+               and c.get("sparsity") == own["sparsity"]]
+    return {"headline": headline + [["map opd accuracy", accuracy_of(c)] for c in map_opd]}
 
 
 def check_run(branch: Branch) -> None:

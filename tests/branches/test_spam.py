@@ -50,6 +50,9 @@ def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):
     for record in table["cells"]:  # exactly round(s * total) removed, every metric present
         assert record["kept"] == record["total"] - round(record["sparsity"] / 100 * record["total"])
         assert {"accuracy", "nll", "brier", "ece"} <= set(record)
+    at_90 = {c["model"]: c["accuracy"] for c in table["cells"] if c["criterion"] == "opd" and c["sparsity"] == 90}
+    headline = json.loads((path / "branch_done.json").read_text())["headline"]  # what `runs` and `tree` show
+    assert headline == [["sparsity %", 90], ["spam opd", at_90["spam"]], ["map opd", at_90["map"]]]
     # the MAP comparison by hand: a Laplace at the trunk's final weights, prior N * wd = 256 * 1e-4
     trunk = trunk_of(cli, dataset_root, [*FAST, *SWEEP])
     model = trunk.model_at(trunk.end_step)

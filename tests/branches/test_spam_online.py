@@ -63,6 +63,11 @@ def test_online_pruning_hits_the_schedule_and_keeps_or_regrows(cli, flag):
     table = list(csv.reader((path / "table.csv").open()))
     assert table[0] == ["sparsity %", "spam-online/opd", "map/opd", "map/magnitude", "map/random"]
     assert table[2][0] == "80"
+    cells = {c["model"]: c for c in json.loads((path / "table.json").read_text())["cells"]
+             if c.get("criterion") == "opd" and c["sparsity"] == 80}
+    headline = json.loads((path / "branch_done.json").read_text())["headline"]  # what `runs` and `tree` show
+    assert headline == [["sparsity %", 80], ["spam-online accuracy", cells["spam-online"]["accuracy"]],
+                        ["map opd accuracy", cells["map"]["accuracy"]]]
     assert "spam-online" in out and "trajectory.csv" in out
 
 
