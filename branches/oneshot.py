@@ -13,6 +13,7 @@ from typing import Optional
 
 from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
+from foundations.tables import format_metric
 from pruning import ScoringData, prune_in_rounds, scores
 from pruning.mask import Mask
 from pruning.validate import SCOPES, check_iterations, check_prune_fraction
@@ -103,4 +104,5 @@ def run(branch: Branch) -> list[list[str]]:
     model = (trunk.fresh_model(seed=derive_seed(branch.seed(), "mask")) if h.reinitialize
              else trunk.model_at(state_step))
     done = train_masked(trunk, branch.dir, model, mask, start=start_step)
-    return [row("-", mask, done, branch.dir)]
+    dense = trunk.done()["metrics"].get("test_accuracy")  # the reference the pruned network is measured against
+    return [["dense (trunk)", "1.0000", format_metric(dense), str(trunk.dir)], row("pruned", mask, done, branch.dir)]

@@ -45,7 +45,8 @@ from training.hooks import Hook
 from training.loop import train
 from training.masking import MaskHook
 
-ROW_HEADER = ["level", "density", "test accuracy", "run"]
+ROW_HEADER = ["level", "density", "test accuracy", "run"]  # a branch with levels (--levels)
+NETWORK_HEADER = ["network", "density", "test accuracy", "run"]  # a row per network it trained
 
 
 @dataclass
@@ -133,7 +134,7 @@ def run_branch(branch: Branch, args: argparse.Namespace) -> int:
         rows = branch.module.run(branch)
         branch.trunk.platform.on_primary(write_branch_done, branch, rows)
     print(f"\nbranch {branch.name}: {branch.dir}")
-    print_table(ROW_HEADER, rows)
+    print_table(row_header(branch), rows)
     return 0
 
 
@@ -160,8 +161,13 @@ def write_branch_done(branch: Branch, rows: list[list[str]]) -> None:
             new = {str(r[0]) for r in rows}
             rows = [*rows, *(r for r in marker.get("rows", []) if isinstance(r, list) and r and str(r[0]) not in new)]
         extra = {"cells": sorted(cells)}
-    write_json({**summary, "header": ROW_HEADER, "rows": rows, "options": options, **extra},
+    write_json({**summary, "header": row_header(branch), "rows": rows, "options": options, **extra},
                branch.dir / paths.BRANCH_DONE)
+
+
+def row_header(branch: Branch) -> list[str]:
+    """The header of a branch's summary table: its module's ROW_HEADER, else by whether it has levels."""
+    return getattr(branch.module, "ROW_HEADER", ROW_HEADER if "imp" in branch.bundles else NETWORK_HEADER)
 
 
 def read_marker(branch: Branch) -> Optional[dict]:

@@ -41,6 +41,7 @@ class ControlHparams(Hparams):
 
 
 BUNDLES = {"imp": iterative.ImpHparams, "control": ControlHparams}
+ROW_HEADER = ["level", "density", "test accuracy", "ticket accuracy", "run"]  # the control beside its ticket
 
 
 def signed_constant(model: torch.nn.Module) -> torch.nn.Module:
@@ -75,10 +76,11 @@ def control_mask(branch: Branch, level: int, ticket: Mask) -> Mask:
 
 
 def run(branch: Branch) -> list[list[str]]:
+    """Each level's control, with the ticket it controls for beside it."""
     tickets = Branch(iterative.NAME, branch.trunk, {"imp": branch.bundles["imp"]}, iterative)
     tickets.prepare()
     with run_lock(tickets.dir, wait=True):
-        iterative.run(tickets)
+        ticket_rows = iterative.run(tickets)
     done = write_level_zero(branch, paths.level_dir(branch.dir, 0))
     rows = [row(0, Mask.load(paths.level_dir(branch.dir, 0)), done, branch.trunk.dir)]
     for level in range(1, branch.bundles["imp"].levels + 1):
@@ -86,7 +88,7 @@ def run(branch: Branch) -> list[list[str]]:
         mask = load_mask(directory) or control_mask(branch, level, Mask.load(paths.level_dir(tickets.dir, level)))
         done = train_masked(branch.trunk, directory, control_model(branch, level), mask)
         rows.append(row(level, mask, done, directory))
-    return rows
+    return [[*control[:3], ticket[2], control[3]] for control, ticket in zip(rows, ticket_rows)]
 
 
 def check(branch: Branch) -> None:

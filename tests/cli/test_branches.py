@@ -252,3 +252,23 @@ def test_bad_branch_flags_are_one_clear_line(cli, argv, needles):
     code, _, err = cli("branch", *argv, *TINY)
     one_line_error(code, err, *needles)
     assert not any(cli.root.rglob("done.json"))  # nothing was trained
+
+
+def test_the_summary_tables_say_what_each_row_is_with_its_reference(cli):
+    """A one-shot table opens with the dense trunk; a control sits beside its ticket; rows that are
+    not levels are not headed 'level'."""
+    def accuracy(directory: Path) -> str:
+        return f"{json.loads((directory / 'done.json').read_text())['metrics']['test_accuracy']:.4f}"
+
+    path = branch(cli, "oneshot", "--strategy=magnitude", *ONESHOT)
+    marker = json.loads((path / "branch_done.json").read_text())
+    assert marker["header"][0] == "network"
+    assert marker["rows"][0] == ["dense (trunk)", "1.0000", accuracy(trunk_dir(cli)), str(trunk_dir(cli))]
+    assert marker["rows"][1][0] == "pruned" and marker["rows"][1][2] == accuracy(path)
+
+    path = branch(cli, "reinitialize", "--levels=1", "--control=reinit")
+    tickets = location(cli, "branch", "iterative", *TINY, "--levels=1")
+    marker = json.loads((path / "branch_done.json").read_text())
+    assert marker["header"] == ["level", "density", "test accuracy", "ticket accuracy", "run"]
+    assert [row[2:4] for row in marker["rows"]] == [[accuracy(trunk_dir(cli))] * 2,
+                                                    [accuracy(path / "level_1"), accuracy(tickets / "level_1")]]
