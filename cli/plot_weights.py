@@ -70,8 +70,47 @@ def run_dir_of(path: Path) -> Path:
     if not saved_steps(path):
         if paths.level_of(path.name) == 0:
             raise UserError(f"{path} is level 0, the trunk itself: plot the trunk's run dir (replicate_<r>/main)")
-        raise UserError(f"{path} holds no model_ep*_it*.pt: give a trunk, branch or level run dir")
+        inside = runs_inside(path)
+        if inside:
+            shown = ", ".join(str(run.relative_to(path)) for run in inside[:SHOWN_RUNS])
+            more = f" and {len(inside) - SHOWN_RUNS} more" if len(inside) > SHOWN_RUNS else ""
+            what = "a branch dir: its levels or sub-runs hold the weights" if paths.BRANCH_DIR.match(path.name) \
+                else "not a run dir itself"
+            raise UserError(f"{path} holds no model_ep*_it*.pt: it is {what}; give one of {shown}{more} "
+                            f"(e.g. plot-weights {inside[-1 if len(inside) <= SHOWN_RUNS else 0]})")
+        if paths.BRANCH_DIR.match(path.name):
+            raise UserError(f"{path} holds no model_ep*_it*.pt: it is a branch dir whose levels or sub-runs have "
+                            f"saved no weights yet (is the branch still running?)")
+        raise UserError(f"{path} holds no model_ep*_it*.pt: give a run dir that does, such as a trunk's "
+                        f"replicate_<r>/main or a branch's level_<n>")
     return path
+
+
+SHOWN_RUNS = 6
+SEARCH_DEPTH = 3
+
+
+def runs_inside(directory: Path, depth: int = SEARCH_DEPTH) -> list[Path]:
+    """The directories below `directory` (at most `depth` levels down) that hold saved weights,
+    nearest first, in name order (levels in level order)."""
+    found: list[Path] = []
+    layer = [directory]
+    for _ in range(depth):
+        layer = sorted((child for parent in layer for child in _subdirectories(parent)), key=_order)
+        found += [child for child in layer if saved_steps(child)]
+    return found
+
+
+def _subdirectories(directory: Path) -> list[Path]:
+    try:
+        return [child for child in directory.iterdir() if child.is_dir()]
+    except OSError:
+        return []
+
+
+def _order(path: Path) -> tuple:
+    level = paths.level_of(path.name)
+    return (str(path.parent), level is None, level if level is not None else 0, path.name)
 
 
 def default_out(run_dir: Path) -> Optional[tuple[Path, Path]]:
@@ -85,7 +124,8 @@ def default_out(run_dir: Path) -> Optional[tuple[Path, Path]]:
 
 def main(argv: list[str]) -> int:
     p = options.parser("plot-weights", SUMMARY)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a trunk, branch or level run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with saved weights: a trunk's "
+                   "(replicate_<r>/main), a branch level's (level_<n>), or a branch's own where it trained in it")
     p.add_argument("--step", default="end", help="end (default), start, or a saved step such as 2ep or 1ep20it")
     options.add_out(p, "the figures")
     args = p.parse_args(argv)

@@ -8,6 +8,7 @@ sbatch array script (`--write_sbatch`), or run here one after the other (`--loca
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -61,7 +62,8 @@ def main(argv: list[str]) -> int:
     if not todo:
         print(f"all {len(runs)} runs are already done: nothing submitted")
         return 0
-    folder = Path(args.slurm_folder).expanduser() if args.slurm_folder else todo[0].root / "slurm_logs"
+    folder = Path(os.path.abspath(Path(args.slurm_folder).expanduser() if args.slurm_folder
+                                  else todo[0].root / "slurm_logs"))
     if args.write_sbatch:
         return _write_sbatch(Path(args.write_sbatch).expanduser(), todo, options, folder, skipped)
     if args.local:
@@ -69,9 +71,24 @@ def main(argv: list[str]) -> int:
     return _submit(todo, options, folder, skipped)
 
 
+def task_argv(run: Run) -> list[str]:
+    """The run's command line for a task that may start in any directory, with any environment:
+    its root, from --root or $OPEN_PRUNE_ROOT, given as an absolute --root, and a relative
+    --dataset_root made absolute."""
+    argv = []
+    for arg in run.argv:
+        if arg.startswith("--root="):
+            continue
+        if arg.startswith("--dataset_root="):
+            arg = f"--dataset_root={os.path.abspath(Path(arg.split('=', 1)[1]).expanduser())}"
+        argv.append(arg)
+    return [*argv, f"--root={os.path.abspath(run.root.expanduser())}"]
+
+
 def _write_sbatch(path: Path, todo: list[Run], options: dict, folder: Path, skipped: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)  # Slurm does not create the log directory
-    write_text(slurm.sbatch_script([run.argv for run in todo], options, folder, PROGRAM), path)
+    script = slurm.sbatch_script([task_argv(run) for run in todo], options, folder, PROGRAM, Path.cwd())
+    write_text(script, path)
     print(f"wrote {path}: {len(todo)} runs as one job array ({skipped} already done, left out)")
     print(f"submit it with: sbatch {path}    (logs: {folder}/<job>_<task>.out)")
     return 0
@@ -91,7 +108,7 @@ def _submit(todo: list[Run], options: dict, folder: Path, skipped: int) -> int:
     slurm.check_reachable()
     executor = slurm.executor(folder, options)
     with executor.batch():
-        jobs = [executor.submit(GridTask(run.argv)) for run in todo]
+        jobs = [executor.submit(GridTask(task_argv(run))) for run in todo]
     job = slurm.array_id(jobs[0].job_id)
     stdout, stderr = slurm.log_files(jobs[0])
     what = f"job array {job}" if len(jobs) > 1 else f"job {job}"

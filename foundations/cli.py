@@ -3,16 +3,66 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn, Optional
+import difflib
+import sys
+from typing import Any, NoReturn, Optional, Sequence
 
 from foundations.errors import UserError
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are UserErrors (one line, no usage dump, no traceback)."""
+    """An ArgumentParser whose errors are UserErrors (one line, no usage dump, no traceback).
+
+    A flag must be spelled out: argparse would take `--training_step` for `--training_steps` (a
+    prefix), and a later flag beginning the same way would silently change what an old command
+    line means. An unknown flag gets the closest known one as a suggestion."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_args(self, args: Optional[Sequence[str]] = None,  # type: ignore[override]
+                   namespace: Optional[argparse.Namespace] = None) -> argparse.Namespace:
+        tokens = list(sys.argv[1:] if args is None else args)
+        self._refuse_misspelled(tokens)  # before argparse would complain of a required flag instead
+        parsed, extras = self.parse_known_args(tokens, namespace)
+        if extras:
+            self.error(self.unknown_message(extras))
+        return parsed
+
+    def _refuse_misspelled(self, tokens: Sequence[str]) -> None:
+        known = set(self.flags())
+        for token in tokens:
+            if token == "--":
+                return
+            flag = token.split("=", 1)[0]
+            if token.startswith("--") and flag not in known:
+                close = self.suggestion(flag)
+                if close is not None:
+                    self.error(f"unknown flag {flag}; did you mean {close}?")
+
+    def flags(self) -> list[str]:
+        """Every long flag of this parser (`--name`)."""
+        return [option for option in self._option_string_actions if option.startswith("--")]
+
+    def suggestion(self, flag: str) -> Optional[str]:
+        """The known flag closest to `flag` (a typo, a prefix), or None when none is close."""
+        close = difflib.get_close_matches(flag, self.flags(), n=1, cutoff=0.75)
+        return close[0] if close else None
+
+    def unknown_message(self, extras: Sequence[str]) -> str:
+        """`unknown flag --x; did you mean --y?` for the first unknown flag that resembles a known
+        one, else argparse's own `unrecognized arguments: ...`."""
+        for token in extras:
+            if token.startswith("--") and len(token) > 2:
+                flag = token.split("=", 1)[0]
+                close = self.suggestion(flag)
+                if close is not None:
+                    return f"unknown flag {flag}; did you mean {close}?"
+        return f"unrecognized arguments: {' '.join(extras)}"
 
 
 def peek_flag(argv: list[str], flag: str) -> Optional[str]:

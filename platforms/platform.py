@@ -17,13 +17,25 @@ import torch
 
 from foundations.errors import UserError
 from foundations.step import check_nonzero_step
+from platforms import threads
 from platforms.distributed import World, current_world, join
 
 T = TypeVar("T")
 
 
+ROOT_VARIABLE = "OPEN_PRUNE_ROOT"
+
+
 def _default_root() -> str:
-    return os.environ.get("OPEN_PRUNE_ROOT", str(Path.home() / "open_prune_data"))
+    return os.environ.get(ROOT_VARIABLE) or str(Path.home() / "open_prune_data")
+
+
+def root_of(given: Optional[str]) -> tuple[Path, bool]:
+    """(the root, whether it came from $OPEN_PRUNE_ROOT) of a `--root` flag left unset (None) or given."""
+    if given is not None:
+        return Path(given).expanduser(), False
+    from_env = bool(os.environ.get(ROOT_VARIABLE))
+    return Path(_default_root()).expanduser(), from_env
 
 
 def _default_dataset_root() -> str:
@@ -45,23 +57,34 @@ class Platform:
     checkpoint_every: Optional[str] = None  # a step string: extra mid-epoch checkpoints
     catch_signals: bool = True  # SIGTERM/SIGUSR1/SIGINT checkpoint at the next step and exit
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch
+    root_from_env: bool = False  # the root came from $OPEN_PRUNE_ROOT, not --root (for the errors)
+    num_threads: Optional[int] = None  # torch's CPU threads, as set by from_args (None: left as they were)
     world: World = field(default_factory=current_world)
 
     def prepare_root(self) -> None:
         """Create the root (only when a run is about to be written), or say in one line why not."""
         self.on_primary(self._prepare_root)
 
+    @property
+    def root_source(self) -> str:
+        """How the user named the root: `--root` or `$OPEN_PRUNE_ROOT` (where it came from)."""
+        return f"${ROOT_VARIABLE}" if self.root_from_env else "--root"
+
+    def _root_hint(self) -> str:
+        return f" (set ${ROOT_VARIABLE} to one, or pass --root=DIR)" if self.root_from_env else ""
+
     def _prepare_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
-            raise UserError(f"--root={self.root} is a file, not a directory: give a directory for the runs")
+            raise UserError(f"{self.root_source}={self.root} is a file, not a directory: give a directory for the "
+                            f"runs{self._root_hint()}")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".open_prune_write_test_{os.getpid()}"
             probe.touch()
             probe.unlink()
         except OSError as error:
-            raise UserError(f"--root={self.root} cannot be written ({error.strerror or error}): "
-                            f"give a directory you may write to") from None
+            raise UserError(f"{self.root_source}={self.root} cannot be written ({error.strerror or error}): "
+                            f"give a directory you may write to{self._root_hint()}") from None
 
     # ---- the processes of this run (one, or torchrun's) ------------------------------------
     @property
@@ -93,7 +116,7 @@ class Platform:
     @staticmethod
     def add_args(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("Platform", "Where files live and where work runs (not hashed).")
-        group.add_argument("--root", default=_default_root(), metavar="DIR",
+        group.add_argument("--root", default=None, metavar="DIR",
                            help="where runs are written (default: $OPEN_PRUNE_ROOT or ~/open_prune_data)")
         group.add_argument("--dataset_root", default=_default_dataset_root(), metavar="DIR",
                            help="where datasets are read (default: $OPEN_PRUNE_DATASETS or ~/open_prune_datasets)")
@@ -110,6 +133,10 @@ class Platform:
                            help="under torchrun, BatchNorm normalizes over the whole global batch (SyncBatchNorm, "
                                 "CUDA only), so results do not depend on the number of processes; off: each "
                                 "process normalizes over its own slice (not hashed)")
+        group.add_argument("--num_threads", default=threads.AUTO, metavar="N",
+                           help="threads of torch's CPU kernels (default: auto: the cores this process may use by "
+                                "its affinity, cgroup quota, Slurm's SLURM_CPUS_PER_TASK and torchrun's processes, "
+                                "halved outside a Slurm job; OMP_NUM_THREADS when set)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Platform":
@@ -128,14 +155,17 @@ class Platform:
         checkpoint_every = getattr(args, "checkpoint_every", None)
         if checkpoint_every is not None:
             check_nonzero_step(checkpoint_every, "checkpoint_every")
+        chosen_threads = threads.choose(getattr(args, "num_threads", threads.AUTO))
         world, device = join(device)
         sync_batchnorm = getattr(args, "sync_batchnorm", False)
         if sync_batchnorm and world.is_distributed and device.type != "cuda":
             raise UserError("--sync_batchnorm needs CUDA (torch's SyncBatchNorm runs on GPUs only): drop it on the CPU")
-        return cls(root=Path(args.root).expanduser(), dataset_root=dataset_root,
+        root, root_from_env = root_of(args.root)
+        return cls(root=root, dataset_root=dataset_root,
                    device=device, num_workers=args.num_workers, download=args.download,
                    quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every,
-                   sync_batchnorm=sync_batchnorm, world=world)
+                   sync_batchnorm=sync_batchnorm, world=world, root_from_env=root_from_env,
+                   num_threads=threads.apply(chosen_threads))
 
     @classmethod
     def for_locating(cls, args: argparse.Namespace) -> "Platform":
@@ -145,5 +175,7 @@ class Platform:
             device = torch.device(args.device)
         except RuntimeError:
             raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
-        return cls(root=Path(args.root).expanduser(), dataset_root=Path(args.dataset_root).expanduser(),
-                   device=device, world=World())
+        threads.parse(getattr(args, "num_threads", threads.AUTO))  # refused here too, before a submission
+        root, root_from_env = root_of(args.root)
+        return cls(root=root, dataset_root=Path(args.dataset_root).expanduser(),
+                   device=device, world=World(), root_from_env=root_from_env)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shlex
 import shutil
@@ -28,6 +29,7 @@ from foundations.errors import UserError
 
 PREEMPT_SIGNAL = "USR1"  # what training checkpoints on and submitit requeues on
 DEFAULT_SIGNAL_DELAY_S = 90
+DEFAULT_TIME_MINUTES = 5  # submitit's default, given explicitly to submitit and to the sbatch script alike
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class SlurmOption:
 
 OPTIONS: dict[str, SlurmOption] = {
     "partition": SlurmOption(str, "partition (queue) to run in"),
-    "time": SlurmOption(str, "time limit of each task: minutes, HH:MM:SS or D-HH:MM:SS (default: 5 minutes, "
-                             "submitit's)"),
+    "time": SlurmOption(str, "time limit of each task: minutes, HH:MM:SS or D-HH:MM:SS (default: "
+                             f"{DEFAULT_TIME_MINUTES} minutes, in the submitted array and the --write_sbatch "
+                             "script alike: give it)"),
     "gpus_per_task": SlurmOption(int, "GPUs per task"),
     "gpus_per_node": SlurmOption(int, "GPUs per node"),
     "cpus_per_task": SlurmOption(int, "CPUs per task"),
@@ -71,7 +74,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_option_names(tokens: Sequence[str]) -> None:
-    """Refuse a `--slurm_*` flag that is not an option here (argparse would accept a prefix)."""
+    """Refuse a `--slurm_*` flag that is not an option here, listing the options."""
     known = set(OPTIONS) | {"folder"}
     for token in tokens:
         if token.startswith(f"--{FLAG_PREFIX}"):
@@ -105,10 +108,10 @@ def time_minutes(text: str) -> int:
 
 
 def chosen(args: argparse.Namespace) -> dict[str, Any]:
-    """The options given on the command line, by submitit's names (time in minutes)."""
+    """The options given on the command line, by submitit's names (time in minutes, default
+    DEFAULT_TIME_MINUTES)."""
     values = {key: getattr(args, FLAG_PREFIX + key) for key in OPTIONS if getattr(args, FLAG_PREFIX + key) is not None}
-    if "time" in values:
-        values["time"] = time_minutes(values["time"])
+    values["time"] = time_minutes(values["time"]) if "time" in values else DEFAULT_TIME_MINUTES
     for key in ("gpus_per_task", "gpus_per_node", "cpus_per_task", "array_parallelism", "signal_delay_s"):
         if key in values and values[key] < (0 if key.startswith("gpus") or key == "signal_delay_s" else 1):
             raise UserError(f"--{FLAG_PREFIX}{key}={values[key]} is out of range: give a positive number")
@@ -157,15 +160,20 @@ def executor(folder: Path, options: dict[str, Any]) -> Any:
 
 
 def sbatch_script(commands: Sequence[Sequence[str]], options: dict[str, Any], folder: Path,
-                  program: Sequence[str]) -> str:
+                  program: Sequence[str], directory: Path) -> str:
     """A plain sbatch job array running `program + command` for each command (task i runs the
-    i-th), which checkpoints on SIGUSR1 before the time limit and requeues itself."""
+    i-th) in `directory`, which checkpoints on SIGUSR1 before the time limit and requeues itself.
+    The script may be submitted from anywhere: the log folder and the working directory are
+    written absolute (the commands must carry absolute paths too)."""
     options = dict(options)
     delay = options.pop("signal_delay_s", DEFAULT_SIGNAL_DELAY_S)
     setup = options.pop("setup", [])
     parallelism = options.pop("array_parallelism", None)
+    options.setdefault("time", DEFAULT_TIME_MINUTES)
     array = f"0-{len(commands) - 1}" + (f"%{parallelism}" if parallelism else "")
+    folder = os.path.abspath(Path(folder).expanduser())
     flags = {"job-name": options.pop("job_name", "open_prune"), "array": array,
+             "chdir": os.path.abspath(Path(directory).expanduser()),
              "output": f"{folder}/%A_%a.out", "error": f"{folder}/%A_%a.err", "open-mode": "append",
              "signal": f"{PREEMPT_SIGNAL}@{delay}"}
     flags.update({key.replace("_", "-"): value for key, value in options.items()})
