@@ -106,14 +106,10 @@ def flag_specs(parser: Optional[argparse.ArgumentParser] = None, bundles: Bundle
     return specs
 
 
-def _resolve(name: str, specs: Mapping[str, FlagSpec], aliases: Mapping[str, str]) -> str:
-    """The flag a name means: itself, the flag it is an alias of, or (as argparse allows) the one
-    flag it is a prefix of."""
-    name = aliases.get(name, name)
-    if name in specs:
-        return name
-    matches = [known for known in specs if known.startswith(name)]
-    return matches[0] if len(matches) == 1 else name
+def _resolve(name: str, aliases: Mapping[str, str]) -> str:
+    """The flag a name means: itself or the flag it is an alias of. Never a flag it is a prefix of:
+    the commands' parsers refuse abbreviations, and a grid expands what they will parse."""
+    return aliases.get(name, name)
 
 
 def _takes_next(token: Optional[str], spec: FlagSpec) -> bool:
@@ -123,13 +119,16 @@ def _takes_next(token: Optional[str], spec: FlagSpec) -> bool:
     return not token.startswith("-") or bool(_NEGATIVE_NUMBER.match(token))
 
 
-def _alternatives(flag: str, value: Optional[str], spec: FlagSpec) -> list[Optional[str]]:
-    """The alternatives that one occurrence of a flag writes."""
+def _alternatives(flag: str, value: Optional[str], spec: FlagSpec, written: Optional[str] = None
+                  ) -> list[Optional[str]]:
+    """The alternatives that one occurrence of a flag writes (`written`: the name as the user typed
+    it, an alias such as --replicates, for the errors)."""
+    written = written or flag
     if value is None or spec.is_list:
         return [value]
     parts = [part.strip() for part in value.split(",")]
     if len(parts) > 1 and not all(parts):
-        raise UserError(f"--{flag}={value} has an empty alternative: separate the values by single commas")
+        raise UserError(f"--{written}={value} has an empty alternative: separate the values by single commas")
     if not spec.is_int:
         return list(parts)
     values: list[Optional[str]] = []
@@ -139,8 +138,8 @@ def _alternatives(flag: str, value: Optional[str], spec: FlagSpec) -> list[Optio
             continue
         match = _RANGE.match(part)
         if not match or int(match[1]) > int(match[2]):
-            raise UserError(f"--{flag}={value}: {part!r} is neither an integer nor a range a-b with a <= b "
-                            f"(e.g. --{flag}=1-5)")
+            raise UserError(f"--{written}={value}: {part!r} is neither an integer nor a range a-b with a <= b "
+                            f"(e.g. --{written}=1-5)")
         values += [str(i) for i in range(int(match[1]), int(match[2]) + 1)]
     return values
 
@@ -174,7 +173,7 @@ def parse_grid(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
             order.append((False, token))
             continue
         name, has_equals, value = token[2:].partition("=")
-        flag = _resolve(name, specs, aliases)
+        flag = _resolve(name, aliases)
         spec = specs.get(flag, FlagSpec(takes_value=None))
         if not has_equals:
             following = tokens[i] if i < len(tokens) else None
@@ -183,7 +182,7 @@ def parse_grid(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
         if flag not in values:
             values[flag] = []
             order.append((True, flag))
-        for alternative in _alternatives(flag, value, spec):
+        for alternative in _alternatives(flag, value, spec, written=name):
             if alternative not in values[flag]:
                 values[flag].append(alternative)
     return Grid(tuple(Axis(text, tuple(values[text])) if is_flag else text for is_flag, text in order))

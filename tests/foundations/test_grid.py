@@ -85,10 +85,15 @@ def test_switches_take_no_value_and_booleans_take_alternatives(parser):
                      ["--quiet", "0.5", "--reinitialize=true", "--randomize_layerwise", "--lr=0.1"]]
 
 
-def test_aliases_positionals_and_prefixes(parser):
+def test_aliases_and_positionals_and_no_prefixes(parser):
     lines = grid(parser, "oneshot", "--replicates=1-2", "--prune_frac=0.5", aliases={"replicates": "replicate"})
-    assert lines == [["oneshot", "--replicate=1", "--prune_fraction=0.5"],
-                     ["oneshot", "--replicate=2", "--prune_fraction=0.5"]]
+    assert lines == [["oneshot", "--replicate=1", "--prune_frac=0.5"],  # left for the parser to refuse
+                     ["oneshot", "--replicate=2", "--prune_frac=0.5"]]
+
+
+def test_a_bad_range_names_the_flag_as_written(parser):
+    with pytest.raises(UserError, match=r"--replicates=2-1: '2-1' is neither .* \(e.g. --replicates=1-5\)"):
+        grid(parser, "--replicates=2-1", aliases={"replicates": "replicate"})
 
 
 def test_the_grid_says_what_varies(parser):
