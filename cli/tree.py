@@ -23,6 +23,8 @@ def main(argv: list[str]) -> int:
                    help="auto (graphviz's dot if on PATH, else matplotlib), dot or matplotlib")
     options.add_out(p, "the picture")
     args = p.parse_args(argv)
+    if args.plot:
+        tree_plot.check_format(Path(args.plot))  # before the tree is printed, not after
     root = options.root_of(args)
     runs = find_runs(root)
     if args.where:

@@ -141,7 +141,14 @@ class Mask:
         """The mask in a mask.pt file; UnreadableMask when it is missing, truncated or foreign."""
         try:
             tensors = load_torch(path)
-        except Exception as error:  # missing, truncated or not a torch file
+        except FileNotFoundError:
+            raise UnreadableMask(f"{path} does not exist") from None
+        except Exception as error:  # truncated, or not a torch file at all
+            with open(path, "rb") as handle:
+                start = handle.read(2)
+            if start not in (b"PK", b"\x80\x02"):  # torch.save writes a zip archive (old ones: a pickle)
+                raise UnreadableMask(f"{path} is not a mask: masks are mask.pt files written by torch.save (dicts "
+                                     f"of bool tensors), and this is not a torch file") from None
             raise UnreadableMask(f"{path} cannot be read as a mask ({type(error).__name__}); is it a half-written "
                                  f"file?") from None
         if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.bool

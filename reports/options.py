@@ -8,7 +8,8 @@ from typing import Optional
 
 from foundations.cli import Parser
 from foundations.errors import UserError
-from platforms.platform import _default_root
+from platforms.platform import ROOT_VARIABLE
+from platforms.platform import root_of as platform_root_of
 from reports.rundirs import check_root, run_tree_ancestor
 
 FORMATS = ("table", "csv", "json")
@@ -19,7 +20,7 @@ def parser(prog: str, description: str) -> Parser:
 
 
 def add_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", default=_default_root(), metavar="DIR",
+    p.add_argument("--root", metavar="DIR",
                    help="the root of the runs (default: $OPEN_PRUNE_ROOT or ~/open_prune_data)")
 
 
@@ -32,7 +33,9 @@ def add_format(p: argparse.ArgumentParser) -> None:
 
 
 def root_of(args: argparse.Namespace) -> Path:
-    return check_root(Path(args.root))
+    """The checked root: --root, else $OPEN_PRUNE_ROOT (named so in the errors), else the default."""
+    root, from_env = platform_root_of(args.root)
+    return check_root(root, f"${ROOT_VARIABLE}" if from_env else "--root")
 
 
 def check_outside_runs(path: Path, flag: str = "--out") -> Path:

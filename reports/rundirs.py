@@ -241,20 +241,23 @@ def run_tree_ancestor(path: Path) -> Optional[Path]:
     return None
 
 
-def check_root(root: Path) -> Path:
+def check_root(root: Path, source: str = "--root") -> Path:
     """`root` if it is a root of runs (an existing directory holding train_<hash> directories,
-    or an empty one), else a UserError that says what was given instead."""
+    or an empty one), else a UserError that says what was given instead. `source` is how the user
+    named it: `--root`, or `$OPEN_PRUNE_ROOT` when it came from the environment."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise UserError(f"--root={root} does not exist: give the directory that holds the train_<hash> run directories")
+        raise UserError(f"{source}={root} does not exist: give the directory that holds the train_<hash> run "
+                        f"directories")
     if not root.is_dir():
-        raise UserError(f"--root={root} is a file, not a directory of runs")
+        raise UserError(f"{source}={root} is a file, not a directory of runs")
     inside = run_tree_ancestor(root)
     if inside is not None:
         top = next((p for p in (inside, *inside.parents) if paths.TRAIN_DIR.match(p.name)), inside)
-        raise UserError(f"--root={root} is inside a run tree; the root is the directory above "
-                        f"{top.name}: --root={top.parent}")
+        raise UserError(f"{source}={root} is inside a run tree; the root is the directory above "
+                        f"{top.name}: {source}={top.parent}")
     entries = [e for e in _listing(root) if not e.startswith(".") and e != "reports"]
     if entries and not any(paths.TRAIN_DIR.match(e) for e in entries):
-        raise UserError(f"--root={root} holds no train_<hash> run directories: it is not a root of open_prune runs")
+        raise UserError(f"{source}={root} holds no train_<hash> run directories: it is not a root of open_prune "
+                        f"runs")
     return root

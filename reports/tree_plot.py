@@ -141,11 +141,16 @@ def _with_matplotlib(forest: list[Node], path: Path) -> None:
     plt.close(fig)
 
 
+def check_format(path: Path) -> None:
+    """A UserError unless the picture's suffix is a format it can be drawn in."""
+    if Path(path).suffix[1:].lower() not in FORMATS:
+        raise UserError(f"--plot={path}: give a file name ending in .{', .'.join(FORMATS)}")
+
+
 def draw(forest: list[Node], path: Path, engine: str = "auto") -> str:
     """Write the picture to `path` (its suffix is the format); returns the engine used."""
     path = Path(path)
-    if path.suffix[1:].lower() not in FORMATS:
-        raise UserError(f"--plot={path}: give a file name ending in .{', .'.join(FORMATS)}")
+    check_format(path)
     if not forest:
         raise UserError("there are no runs to draw")
     if engine == "dot" and shutil.which("dot") is None:

@@ -62,7 +62,8 @@ def run(branch: Branch) -> list[list[str]]:
     records = sweep(branch).run([spam, map_])
     structure = branch.bundles["sweep"].structure
     header, rows = tabulate(records, structure)
-    print("post-hoc pruning, test accuracy without retraining (+ft: after fine-tuning):")
+    tuned = " (+ft: after fine-tuning)" if branch.bundles["sweep"].finetune_steps is not None else ""
+    print(f"post-hoc pruning, test accuracy without retraining{tuned}:")
     print_table(header, rows)
     trunk.platform.on_primary(write_whole_table, branch.dir, structure, records)
     dense = {r["model"]: r for r in records if r["criterion"] is None}

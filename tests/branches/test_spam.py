@@ -45,6 +45,7 @@ def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):
                                        for c in ("opd", "post_only", "magnitude", "random")]]
     assert [r[0] for r in rows[1:]] == ["0 (dense)", "25", "50", "90"]
     assert "spam/opd" in out and "map/random" in out  # the printed table
+    assert "+ft" not in out  # no fine-tuning asked for, none mentioned
     table = json.loads((path / "table.json").read_text())
     assert len(table["cells"]) == 2 + 2 * 4 * 3
     for record in table["cells"]:  # exactly round(s * total) removed, every metric present
@@ -100,7 +101,7 @@ def test_neurons_are_removed_counted_and_fine_tuned_under_their_masks(cli):
         alive = mask[name].any(dim=1)
         assert int(alive.sum()) == mask[name].shape[0] // 2 and (mask[name][alive].all())  # whole neurons
         assert (final[name][~mask[name]] == 0).all()  # pruned weights stayed zero while fine-tuning
-    assert "spam/opd+ft" in out and "params" in out
+    assert "spam/opd+ft" in out and "params" in out and "(+ft: after fine-tuning)" in out
     lrs = [json.loads(line)["value"] for line in (tuned / "metrics.jsonl").read_text().splitlines()
            if json.loads(line)["name"] == "lr"]
     assert lrs == pytest.approx([0.01, 0.01])  # 0.1 x the trunk's lr, constant

@@ -146,8 +146,11 @@ def test_bad_masks_are_one_line_errors(reports_root, tmp_path):
     data = (reports_root.dirs["oneshot0.5_1"] / "mask.pt").read_bytes()
     (truncated / "mask.pt").write_bytes(data[: len(data) // 2])
     level = reports_root.dirs["iterative1"] / "level_1"
+    json_file = tmp_path / "sparsity.json"
+    json_file.write_text('{"density": 0.5}')
     for argv, needle in [((str(level), str(other)), "different models"),
-                         ((str(level), str(truncated)), "cannot be read"),
+                         ((str(level), str(truncated)), "half-written"),
+                         ((str(level), str(json_file)), "not a torch file"),  # complete, just not a mask
                          ((str(reports_root.dirs["trunk1"]), str(level)), "no mask.pt"),
                          ((str(reports_root.dirs["oneshot0.5_1"]),), "no two levels"),
                          ((str(tmp_path / "nowhere"), str(level)), "does not exist"),

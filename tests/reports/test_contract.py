@@ -83,3 +83,11 @@ def test_reading_commands_write_nothing_inside_run_dirs(reports_root, tmp_path):
     assert {name: snapshot(path) for name, path in runs.items()} == before
     assert sorted(p.name for p in reports_root.path.iterdir()) == sorted([*runs, "reports"])
     assert (reports_root.path / "reports" / "tree.png").exists()
+
+
+def test_a_root_from_the_environment_is_named_so_in_the_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPEN_PRUNE_ROOT", str(tmp_path / "nowhere"))
+    code, _, err = run_cli("runs")
+    one_line_error(code, err, f"$OPEN_PRUNE_ROOT={tmp_path / 'nowhere'} does not exist")
+    code, _, err = run_cli("runs", f"--root={tmp_path / 'elsewhere'}")  # a flag wins, and is named as the flag
+    one_line_error(code, err, f"--root={tmp_path / 'elsewhere'} does not exist")

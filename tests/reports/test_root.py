@@ -332,6 +332,12 @@ def colours(path: Path) -> set:
         return set(getattr(rgb, "get_flattened_data", rgb.getdata)())
 
 
+def test_a_picture_format_it_cannot_draw_is_refused_before_the_tree_is_printed(reports_root, tmp_path):
+    code, out, err = run_cli("tree", f"--root={reports_root.path}", "--plot", "tree.jpg", f"--out={tmp_path}")
+    one_line_error(code, err, "tree.jpg", ".png")
+    assert out == "" and not list(tmp_path.iterdir())
+
+
 def test_tree_plot_draws_the_graph_with_status_colours(reports_root, tmp_path):
     from reports.tree_plot import COLOURS
 
