@@ -113,6 +113,24 @@ def _order(path: Path) -> tuple:
     return (str(path.parent), level is None, level if level is not None else 0, path.name)
 
 
+def input_shape_of(run_dir: Path) -> Optional[tuple[int, ...]]:
+    """The shape of one input example of the run's dataset (from the hparams.json of the run or of
+    the branch a level belongs to), or None when it cannot be told."""
+    for directory in (run_dir, run_dir.parent):
+        stored = read_json(directory / paths.HPARAMS)
+        hparams = stored.get("hparams") if isinstance(stored, dict) else None
+        dataset = hparams.get("dataset") if isinstance(hparams, dict) else None
+        name = dataset.get("dataset_name") if isinstance(dataset, dict) else None
+        if isinstance(name, str):
+            from datasets import registry  # facts only: reads no data
+
+            try:
+                return tuple(registry.info(name).input_shape)
+            except UserError:  # a dataset this version does not know
+                return None
+    return None
+
+
 def default_out(run_dir: Path) -> Optional[tuple[Path, Path]]:
     """(root, path of the run relative to it) when the run lies in a root of runs."""
     absolute = run_dir.absolute()
@@ -154,5 +172,10 @@ def main(argv: list[str]) -> int:
     written += weight_figures.heatmaps(weights, out / f"weights_{tag}", title)
     if mask is not None:
         written += weight_figures.heatmaps(mask, out / "mask", f"{run_dir}: mask (dark = kept)", binary=True)
+    shape = input_shape_of(run_dir)
+    first = next((name for name in names if weight_figures.reads_images(weights[name], shape)), None)
+    if first is not None:  # a first layer over images: its units as pictures, its mask per pixel
+        written += weight_figures.input_space(first, weights[first], None if mask is None else mask[first], shape,
+                                              out / f"input_space_{tag}", title)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -20,9 +20,9 @@ def test_plot_weights_writes_histograms_heatmaps_and_the_mask(reports_root, tmp_
     code, out, err = run_cli("plot-weights", str(run), "--step=end", f"--out={tmp_path}")
     assert code == 0, err
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["histograms_ep2_it0.pdf", "histograms_ep2_it0.png", "mask.pdf", "mask.png",
-                     "weights_ep2_it0.pdf", "weights_ep2_it0.png"]
-    for name in ("histograms_ep2_it0", "weights_ep2_it0", "mask"):
+    assert names == ["histograms_ep2_it0.pdf", "histograms_ep2_it0.png", "input_space_ep2_it0.pdf",
+                     "input_space_ep2_it0.png", "mask.pdf", "mask.png", "weights_ep2_it0.pdf", "weights_ep2_it0.png"]
+    for name in ("histograms_ep2_it0", "weights_ep2_it0", "mask", "input_space_ep2_it0"):
         with Image.open(tmp_path / f"{name}.png") as image:
             assert image.size[0] > 600 and image.size[1] > 200
         assert len(colours(tmp_path / f"{name}.png")) > 10  # not blank
