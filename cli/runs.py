@@ -3,6 +3,7 @@ test accuracy and density, read from the small files alone."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from foundations.tables import hparam_text, render
@@ -35,5 +36,11 @@ def main(argv: list[str]) -> int:
     if not kept and args.format == "table":
         print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)
         return 0
-    print(render(columns, kept, args.format, formats={name: hparam_text for name in shown}))
+    formats = {name: hparam_text for name in shown}
+    if args.format == "table" and sys.stdout.isatty():  # a terminal: hparam columns give way to its width
+        columns, dropped = listing.fit(columns, shown, kept, shutil.get_terminal_size().columns, formats)
+        if dropped:
+            print(f"({len(dropped)} hparam column(s) left out to fit the terminal: {', '.join(dropped)}; "
+                  f"--format=csv shows every one)", file=sys.stderr)
+    print(render(columns, kept, args.format, formats=formats))
     return 0

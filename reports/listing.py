@@ -8,7 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from foundations.bundles import TRUNK_BUNDLES
-from foundations.tables import hparam_text
+from foundations.tables import hparam_text, table
 from reports.rundirs import Run
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
@@ -82,3 +82,16 @@ def own_hparams(run: Run, defaults: dict[str, dict[str, Any]]) -> list[str]:
         shown += [f"{name}={hparam_text(value)}" for name, value in values.items()
                   if value != known.get(name, None)]
     return shown
+
+
+def fit(columns: list[str], hparams: list[str], table_rows: list[dict[str, Any]], width: int,
+        formats: dict) -> tuple[list[str], list[str]]:
+    """The columns of a table at most `width` characters wide, leaving out hparam columns (the
+    rightmost first) until it fits or none is left; and the hparam columns left out."""
+    kept, dropped = list(columns), []
+    droppable = [c for c in reversed(columns) if c in hparams]
+    while droppable and max(map(len, table(kept, table_rows, formats).splitlines())) > width:
+        name = droppable.pop(0)
+        kept.remove(name)
+        dropped.insert(0, name)
+    return kept, dropped

@@ -368,3 +368,23 @@ def test_tree_plot_uses_graphviz_when_dot_is_on_path(reports_root, tmp_path, mon
     assert source.count("->") == 2 * (5 + 6 + 1) + 3 + 2  # trunk->branch, branch->level, experiment->replicate, tickets
     assert source.count('style=dashed, label="tickets"') == 2
     assert re.search(r'label="level_1\\ndone\\nacc 0\.\d{4}  density 0\.\d{4}"', source)
+
+
+def test_a_table_gives_up_hparam_columns_to_fit_the_terminal(reports_root):
+    from foundations.tables import hparam_text, table
+    from reports import listing
+    from reports.rundirs import find_runs
+
+    rows = listing.rows(find_runs(reports_root.path))
+    shown = listing.defining(rows)
+    columns = listing.LEADING + shown + listing.TRAILING
+    formats = {name: hparam_text for name in shown}
+    full = max(map(len, table(columns, rows, formats).splitlines()))
+    width = full - 1
+    kept, dropped = listing.fit(columns, shown, rows, width, formats)
+    assert dropped and dropped == [c for c in shown if c not in kept]  # only hparams go, the rightmost first
+    assert kept == [c for c in columns if c not in dropped] and dropped[-1] == shown[-1]
+    assert max(map(len, table(kept, rows, formats).splitlines())) <= width
+    assert listing.fit(columns, shown, rows, full, formats) == (columns, [])  # wide enough: nothing goes
+    kept, dropped = listing.fit(columns, shown, rows, 10, formats)  # never wide enough: every hparam goes
+    assert dropped == shown and kept == listing.LEADING + listing.TRAILING
