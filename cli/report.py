@@ -86,13 +86,13 @@ def main(argv: list[str]) -> int:
         return 0
     from reports import report_plots  # matplotlib and scipy: loaded only when a report is made
     from reports.experiment import build
-    from reports.report_tables import has_accuracy, headline_labels, markdown, summary_rows, tidy
+    from reports.report_tables import has_accuracy, has_own_results, markdown, summary_rows, tidy
 
     rest, out = split_out(rest)
     experiment = build(target, rest)
     title = "report " + shlex.join([*target.words, *rest])
     caption = figure_title(target, rest)
-    if not has_accuracy(experiment) and not headline_labels(experiment):
+    if not has_accuracy(experiment) and not has_own_results(experiment):
         raise UserError(f"report {' '.join(target.words)}: its finished runs hold no test accuracy and no result "
                         f"of their own to aggregate (their branch_done.json has no headline); nothing was written")
     rows = summary_rows(experiment)

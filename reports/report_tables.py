@@ -58,6 +58,7 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
     for label in experiment.series():
         lines += [f"## {label}", ""]
         lines += headline_table(experiment, label)
+        lines += results_tables(experiment, label)
         if not accuracy:  # a branch whose result is its own (a barrier, an orderedness): no accuracy table
             continue
         lines += ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
@@ -89,12 +90,18 @@ def reference_row(experiment: Experiment, series: str, width: int) -> list[str]:
 
 
 def has_accuracy(experiment: Experiment) -> bool:
+    """Whether any finished run has a test accuracy of its own (a training run's)."""
     return any(r.state.test_accuracy is not None for r in _done(experiment.results))
 
 
 def headline_labels(experiment: Experiment) -> list[str]:
     """The labels of the branch's own results (barrier, orderedness, ...), in their order."""
     return list(dict.fromkeys(label for r in _done(experiment.results) for label in r.state.headline))
+
+
+def has_own_results(experiment: Experiment) -> bool:
+    """Whether a finished run holds a result of its branch's own: a headline or a results table."""
+    return any(r.state.headline or r.state.results for r in _done(experiment.results))
 
 
 def headline_table(experiment: Experiment, series: str) -> list[str]:
@@ -107,7 +114,7 @@ def headline_table(experiment: Experiment, series: str) -> list[str]:
     columns = [(role, x) for x in xs for role in experiment.roles
                if _done(experiment.of(role, series, x))]
     names = [" ".join(filter(None, [x_text(experiment, x) if experiment.x_label else "",
-                                    "" if role == "main" else role])) or "result" for role, x in columns]
+                                    "" if role == "main" else role])) or "over replicates" for role, x in columns]
     lines = ["| result | " + " | ".join(names) + " |", "|---|" + "---:|" * len(columns)]
     for label in labels:
         cells = []
@@ -116,6 +123,30 @@ def headline_table(experiment: Experiment, series: str) -> list[str]:
             cells.append(f"{summary.text()} {summary.interval()}".strip() if summary.n > 1 else summary.text())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def results_tables(experiment: Experiment, series: str) -> list[str]:
+    """Markdown tables of a branch's own results table (`results` in its branch_done.json: LEGCNet's
+    networks, SpaM's cells), each row's metrics summarized over the replicates, one table per
+    density (or level)."""
+    lines = []
+    for x in experiment.xs(series):
+        done = _done(experiment.of("main", series, x))
+        rows = list(dict.fromkeys(row for r in done for row in r.state.results))
+        if not rows:
+            continue
+        metrics = list(dict.fromkeys(m for r in done for row in rows for m in r.state.results.get(row, {})))
+        where = f" at {experiment.x_label} {x_text(experiment, x)}" if experiment.x_label else ""
+        lines += [f"{len(done)} replicate(s){where}:", "", "| | " + " | ".join(metrics) + " |",
+                  "|---|" + "---:|" * len(metrics)]
+        for row in rows:
+            cells = []
+            for metric in metrics:
+                summary = summarize([r.state.results.get(row, {}).get(metric) for r in done])
+                cells.append(f"{summary.text()} {summary.interval()}".strip() if summary.n > 1 else summary.text())
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def missing_commands(experiment: Experiment) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ class State:
     step: Optional[str] = None
     note: str = ""
     headline: dict[str, float] = field(default_factory=dict)  # a branch's own result, from its marker
+    results: dict[str, dict[str, float]] = field(default_factory=dict)  # its table: {row: {metric: value}}
 
     def headline_text(self) -> Optional[str]:
         """'barrier 0.0123, above chord 0.0100': the branch's headline numbers, or None."""
@@ -128,6 +129,10 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
     pairs = marker.get("headline") if isinstance(marker, dict) else None  # [[label, value], ...] in its order
     headline = {str(pair[0]): pair[1] for pair in pairs if isinstance(pair, list) and len(pair) == 2
                 and number(pair[1]) is not None} if isinstance(pairs, list) else {}
+    table = marker.get("results") if isinstance(marker, dict) else None  # [[row, {metric: value}], ...]
+    results = {str(row[0]): {str(k): v for k, v in row[1].items() if number(v) is not None}
+               for row in table if isinstance(row, list) and len(row) == 2 and isinstance(row[1], dict)
+               } if isinstance(table, list) else {}
     for name in (paths.DONE, paths.BRANCH_DONE):  # the training run's result, else the branch's marker
         if name not in names:
             continue
@@ -135,7 +140,7 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
         if isinstance(done, dict) and (name == paths.BRANCH_DONE or isinstance(done.get("metrics"), dict)):
             metrics = done.get("metrics") if isinstance(done.get("metrics"), dict) else {}
             return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"),
-                         headline=headline)
+                         headline=headline, results=results)
         if done is not None:  # None: removed between the listing and the read
             return State("corrupt", None, density, None, f"{name} is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):

@@ -297,10 +297,18 @@ def result_of(branch: Branch, label: str, mask: Optional[Mask], run_dir, layers:
         benchmark=reached, run=str(run_dir))
 
 
+RESULT_COLUMNS = {"% pruned (analysed)": "pruned_analysed_percent", "% pruned (all)": "pruned_all_percent",
+                  "test accuracy": "test_accuracy", "macro-F1": "macro_f1", "epochs": "epochs", "seconds": "seconds"}
+
+
 def summary(branch: Branch) -> dict:
-    """The headline the reading commands show: LEGCNet's test accuracy and share pruned."""
-    legcnet = next(n for n in read_json(branch.dir / "table.json")["networks"] if n["network"] == "LEGCNet")
-    return {"headline": [["LEGCNet accuracy", legcnet["test_accuracy"]], ["% pruned", legcnet["pruned_all_percent"]]]}
+    """What the reading commands show: LEGCNet's test accuracy and share pruned (the headline), and
+    the table's rows, network by network (the results `report` summarizes over replicates)."""
+    networks = read_json(branch.dir / "table.json")["networks"]
+    legcnet = next(n for n in networks if n["network"] == "LEGCNet")
+    return {"headline": [["LEGCNet accuracy", legcnet["test_accuracy"]], ["% pruned", legcnet["pruned_all_percent"]]],
+            "results": [[n["network"], {column: n[key] for column, key in RESULT_COLUMNS.items()}]
+                        for n in networks]}
 
 
 def run(branch: Branch) -> list[list[str]]:

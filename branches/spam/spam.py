@@ -26,7 +26,7 @@ from branches.spam.prior_training import (
     training_epochs,
 )
 from branches.spam.sweep import Sweep, SweepHparams, Swept, criterion_names, nm_sparsity, percentages
-from branches.spam.tables import accuracy_of, merged_records, stored_records, tabulate, write_table
+from branches.spam.tables import accuracy_of, cell_results, merged_records, stored_records, tabulate, write_table
 from foundations.tables import format_metric, print_table
 from runs.branch import Branch
 
@@ -82,7 +82,9 @@ def summary(branch: Branch) -> dict:
     top = max(c["sparsity"] for c in cells if c["criterion"] == criterion)
     accuracy = {c["model"]: accuracy_of(c) for c in cells if c["criterion"] == criterion and c["sparsity"] == top}
     return {"headline": [["sparsity %", top], *[[f"{model} {criterion}", accuracy[model]]
-                                                 for model in ("spam", "map") if model in accuracy]]}
+                                                 for model in ("spam", "map") if model in accuracy]],
+            "results": cell_results(stored_records(branch.dir))}
+
 
 
 def write_whole_table(directory, structure: str, records: list[dict]) -> None:

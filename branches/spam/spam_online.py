@@ -22,7 +22,15 @@ from branches.spam.prior_training import (
     training_epochs,
 )
 from branches.spam.sweep import Sweep, SweepHparams, Swept, read_record
-from branches.spam.tables import accuracy_of, csv_text, stored_records, tabulate, write_if_changed, write_table
+from branches.spam.tables import (
+    accuracy_of,
+    cell_results,
+    csv_text,
+    stored_records,
+    tabulate,
+    write_if_changed,
+    write_table,
+)
 from foundations import paths
 from foundations.tables import format_metric, print_table
 from platforms.storage import write_json
@@ -94,7 +102,8 @@ def summary(branch: Branch) -> dict:
     headline = [["sparsity %", own["sparsity"]], [f"{NAME} accuracy", accuracy_of(own)]]
     map_opd = [c for c in cells if c["model"] == "map" and c.get("criterion") == "opd"
                and c.get("sparsity") == own["sparsity"]]
-    return {"headline": headline + [["map opd accuracy", accuracy_of(c)] for c in map_opd]}
+    return {"headline": headline + [["map opd accuracy", accuracy_of(c)] for c in map_opd],
+            "results": cell_results(cells)}
 
 
 def check_run(branch: Branch) -> None:

@@ -107,3 +107,13 @@ def merged_records(records: list[dict], stored: list[dict]) -> list[dict]:
     pruned = [r for r in cells.values() if r["criterion"] is not None]
     return [*sorted(dense, key=lambda r: columns[key(r)[:2]]),
             *sorted(pruned, key=lambda r: (r["sparsity"], columns[key(r)[:2]]))]
+
+
+def cell_results(cells: list[dict]) -> list:
+    """Every cell (network x criterion x sparsity) with its metrics, as the rows `report` summarizes."""
+    def label(cell: dict) -> str:
+        return f"{cell['model']} dense" if cell["criterion"] is None else \
+            f"{cell['model']}/{cell['criterion']} {cell['sparsity']:g}%"
+
+    metrics = ("accuracy", "mse", "nll", "brier", "ece")
+    return [[label(c), {m: c[m] for m in metrics if isinstance(c.get(m), (int, float))}] for c in cells]

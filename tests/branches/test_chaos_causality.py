@@ -337,5 +337,9 @@ def test_the_reading_commands_show_legcnets_accuracy_and_share_pruned(finished, 
 
     path, _ = finished
     legcnet = next(n for n in json.loads((path / "table.json").read_text())["networks"] if n["network"] == "LEGCNet")
-    headline = read_run(path, root).state.headline
-    assert headline == {"LEGCNet accuracy": legcnet["test_accuracy"], "% pruned": legcnet["pruned_all_percent"]}
+    state = read_run(path, root).state
+    assert state.headline == {"LEGCNet accuracy": legcnet["test_accuracy"], "% pruned": legcnet["pruned_all_percent"]}
+    networks = json.loads((path / "table.json").read_text())["networks"]  # the table, row by row, for `report`
+    assert list(state.results) == [n["network"] for n in networks]
+    assert state.results["LEGCNet"]["macro-F1"] == legcnet["macro_f1"]
+    assert state.results["LEGCNet"]["% pruned (analysed)"] == legcnet["pruned_analysed_percent"]

@@ -159,3 +159,25 @@ def test_branch_hashes_are_stable(cli):
 
 
 FIXED_ONLINE_HASH = "98236eaa2919c2a305f6"
+
+
+def test_report_summarizes_every_cell_over_replicates(cli, capsys, tmp_path):
+    import open_prune
+
+    cells = []
+    for replicate in (1, 2):
+        argv = [*FAST, *SWEEP, f"--replicate={replicate}"]
+        assert cli("branch", "spam", *argv)[0] == 0
+        table = json.loads((location(cli, "branch", "spam", *argv) / "table.json").read_text())
+        cells.append({(c["model"], c["criterion"], c["sparsity"]): c for c in table["cells"]})
+    out = tmp_path / "report"
+    code = open_prune.main(["report", "branch", "spam", *FAST, *SWEEP, "--replicates=1-2", f"--root={cli.root}",
+                            f"--out={out}"])
+    assert code == 0, capsys.readouterr().err
+    text = (out / "report.md").read_text()
+    values = [c[("map", "random", 50)]["nll"] for c in cells]
+    mean, std = sum(values) / 2, abs(values[0] - values[1]) / 2 ** 0.5  # by hand, two replicates
+    row = next(line for line in text.splitlines() if line.startswith("| map/random 50% |"))
+    header = next(line for line in text.splitlines() if line.startswith("| | accuracy"))
+    nll = [c.strip() for c in row.split("|")][header.split("|").index(" nll ")]
+    assert nll.startswith(f"{mean:.4f} ± {std:.4f} [")
