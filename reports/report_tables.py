@@ -113,7 +113,7 @@ def headline_table(experiment: Experiment, series: str) -> list[str]:
     xs = experiment.xs(series)
     columns = [(role, x) for x in xs for role in experiment.roles
                if _done(experiment.of(role, series, x))]
-    names = [" ".join(filter(None, [x_text(experiment, x) if experiment.x_label else "",
+    names = [" ".join(filter(None, [x_text(experiment, x) if experiment.x_label and x is not None else "",
                                     "" if role == "main" else role])) or "over replicates" for role, x in columns]
     lines = ["| result | " + " | ".join(names) + " |", "|---|" + "---:|" * len(columns)]
     for label in labels:
@@ -136,7 +136,7 @@ def results_tables(experiment: Experiment, series: str) -> list[str]:
         if not rows:
             continue
         metrics = list(dict.fromkeys(m for r in done for row in rows for m in r.state.results.get(row, {})))
-        where = f" at {experiment.x_label} {x_text(experiment, x)}" if experiment.x_label else ""
+        where = f" at {experiment.x_label} {x_text(experiment, x)}" if experiment.x_label and x is not None else ""
         lines += [f"{len(done)} replicate(s){where}:", "", "| | " + " | ".join(metrics) + " |",
                   "|---|" + "---:|" * len(metrics)]
         for row in rows:
