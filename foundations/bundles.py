@@ -89,8 +89,11 @@ class TrainingHparams(Hparams):
     data_order_seed: Optional[int] = hparam(None,
                                             "seed for the order of examples (default: derived from the replicate)")
     weight_save_steps: Optional[str] = hparam(
-        None, "extra steps at which to save the weights, e.g. 1000it,2ep", is_list=True)
-    eval_every: Optional[str] = hparam(None, "evaluate on the test set this often (default: every epoch)")
+        None, "extra steps at which to save the weights, e.g. 1000it,2ep; observation only, not hashed: asked of a "
+              "finished run, they are saved by replaying its training", is_list=True, hashed=False)
+    eval_every: Optional[str] = hparam(
+        None, "evaluate on the test set this often (default: every epoch); observation only, not hashed: asked of a "
+              "finished run, the missing evaluations come from replaying its training", hashed=False)
     precision: str = hparam("fp32", "fp32 | bf16 (bf16 autocast, CUDA only)", choices=PRECISIONS)
     loss: Optional[str] = hparam(
         None, "cross_entropy | mse | softmax_mse | sigmoid_mse (mse variants on one-hot targets for "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import shutil
 from typing import Optional, Sequence
 
@@ -23,13 +24,14 @@ from foundations.step import Step, written_parts
 from foundations.tables import format_metric, print_table
 from platforms.lock import run_lock
 from platforms.platform import Platform
-from platforms.storage import read_json
+from platforms.storage import read_json, write_text
 from runs import run_files
 from runs.hparams_file import check_stored_hparams, write_hparams
 from training import checkpoint
 from training.hooks import Hook
-from training.loop import check_world, train
+from training.loop import Boundaries, check_world, train
 from training.losses import Loss
+from training.metrics import read_records
 
 
 class Trunk:
@@ -150,11 +152,9 @@ class Trunk:
         if self._done is not None:
             return self._done
         done = self.platform.on_primary(self._finished_as_recorded)
-        if done is not None:
-            self._done = done
-            return done
-        self.check()
-        done = self.platform.on_primary(self._open)
+        if done is None:
+            self.check()
+            done = self.platform.on_primary(self._open)
         if done is None:
             with run_lock(self.dir, wait=wait_for_lock):
                 done = self.done()  # another process may have finished it while we waited
@@ -164,7 +164,57 @@ class Trunk:
                           hooks=hooks)
                     done = self.done()
         self._done = done
+        self._observe(done)
         return done
+
+    def _observe(self, done: dict) -> None:
+        """What the command asks a finished trunk to show beyond what it logged: weights at
+        --weight_save_steps and evaluations every --eval_every. Both are observation only (not
+        hashed: asking for them later finds the same trunk and keeps every branch of it); what is
+        missing comes from one deterministic replay of the trunk's training, never a new trunk."""
+        h = self.desc.training
+        if h.weight_save_steps is None and h.eval_every is None:
+            return
+        ipe = self.iterations_per_epoch
+        final = run_files.final_step_of(done, ipe)
+        saves = [s for s in Step.parse_list(h.weight_save_steps, ipe, "weight_save_steps")
+                 if s <= final and not (self.dir / checkpoint.model_filename(s)).exists()]
+        logged = {r["iteration"] for r in read_records(self.dir / paths.METRICS) if r["name"] == "test_loss"}
+        bounds = Boundaries(h, ipe, 0, final.iteration, None)
+        evaluations = [i for i in range(final.iteration + 1) if bounds.evaluates(i) and i not in logged]
+        if saves or evaluations:
+            self._replay(saves, evaluations)
+
+    def _replay(self, saves: list[Step], evaluations: list[int]) -> None:
+        """Train again from the trunk's initialization to the last step asked for, in a scratch
+        directory, with these saves and evaluations; move the weights into the trunk and merge the
+        test metrics into its metrics.jsonl (training is deterministic: they are what a run that
+        had asked for them from the start holds)."""
+        ipe, primary = self.iterations_per_epoch, self.platform.is_primary
+        last = max([s.iteration for s in saves] + evaluations)
+        if primary:
+            run_files.say(f"replaying the trunk to {Step(last, ipe)} for {len(saves)} save(s) and "
+                          f"{len(evaluations)} evaluation(s) it did not make ...")
+        scratch = self.dir / f"replay_to_{last}it"
+        eval_every = self.desc.training.eval_every if evaluations else str(Step(last, ipe))
+        quick = self.desc.training.replace(weight_save_steps=",".join(map(str, saves)) or None, eval_every=eval_every)
+        with run_lock(self.dir, wait=True):
+            if last:
+                train(self.fresh_model(), quick, self.loader(True), self.loader(False), scratch,
+                      platform=self.platform, data_order_seed=self.seeds["data_order"], end=Step(last, ipe))
+            if primary:
+                for step in saves:
+                    if step.iteration:
+                        (scratch / checkpoint.model_filename(step)).replace(self.dir / checkpoint.model_filename(step))
+                    else:
+                        checkpoint.save_model(self.fresh_model(), self.dir, step)
+                wanted = set(evaluations)
+                added = [r for r in read_records(scratch / paths.METRICS)
+                         if r["iteration"] in wanted and r["name"].startswith("test_")]
+                merged = sorted([*read_records(self.dir / paths.METRICS), *added], key=lambda r: r["iteration"])
+                write_text("".join(json.dumps(record) + "\n" for record in merged), self.dir / paths.METRICS)
+                shutil.rmtree(scratch, ignore_errors=True)
+        self.platform.barrier()  # the files are on disk for every rank
 
     def model_at(self, step: Step) -> torch.nn.Module:
         """The trunk's weights at `step`: from its saved file, or, when that step was not saved

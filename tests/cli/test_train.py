@@ -217,3 +217,32 @@ def test_divergence_keeps_the_last_good_checkpoint(cli, monkeypatch):
     assert saved["iteration"] == 4  # the epoch-1 checkpoint, written before the weights went bad
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
     assert not (path / "done.json").exists()
+
+
+def test_saves_and_evaluations_asked_of_a_finished_trunk_come_from_a_replay_not_a_new_trunk(cli, tmp_path):
+    """--weight_save_steps and --eval_every are observation only: the same trunk (its branches kept),
+    and what it lacks is exactly what a run that had asked for it from the start holds."""
+    assert cli("train", *TINY)[0] == 0
+    trunk = run_dir(cli)
+    assert cli("branch", "oneshot", *TINY, "--strategy=magnitude", "--prune_fraction=0.5")[0] == 0
+    extra = ["--weight_save_steps=1ep2it,2ep", "--eval_every=5it"]
+    assert run_dir(cli, *extra) == trunk  # the same directory: no new trunk, no orphaned branch
+    code, _, err = cli("train", *TINY, *extra)
+    assert code == 0 and "replaying the trunk" in err
+    reference = tmp_path / "from_the_start"  # a trunk that asked for them from its first step
+    assert cli("train", *TINY, *extra, root_dir=reference)[0] == 0
+    twin = reference / trunk.relative_to(cli.root)
+    for name in ("model_ep1_it2.pt", "model_ep2_it0.pt"):
+        mine, theirs = (torch.load(d / name, weights_only=True) for d in (trunk, twin))
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+    def tests_by_iteration(path: Path) -> dict:
+        records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+        return {(r["iteration"], r["name"]): r["value"] for r in records if r["name"].startswith("test_")}
+
+    mine, theirs = tests_by_iteration(trunk), tests_by_iteration(twin)
+    assert theirs.items() <= mine.items()  # every evaluation the twin made, bitwise (the epoch ends stay too)
+    assert {i for i, _ in mine} == {0, 4, 5, 8, 10, 12}
+    stamps = {p: p.stat().st_mtime_ns for p in trunk.iterdir()}
+    code, _, err = cli("train", *TINY, *extra)  # asked again: nothing is missing, nothing replayed
+    assert code == 0 and "replaying" not in err and stamps == {p: p.stat().st_mtime_ns for p in trunk.iterdir()}
