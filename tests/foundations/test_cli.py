@@ -47,3 +47,14 @@ def test_full_flags_still_parse():
 def test_every_command_answers_a_mistyped_flag_in_one_line(cli, argv, needle):
     one_line_error(*cli(*argv)[::2], needle)
     assert not cli.root.exists()
+
+
+def test_the_two_pruning_fractions_point_at_each_other(cli):
+    """IMP's per-level share of the survivors and oneshot's total share have their own names; a user
+    who gives one to the other's branch is told the right one."""
+    from tests.conftest import TINY
+
+    code, _, err = cli("branch", "iterative", *TINY, "--levels=1", "--prune_fraction=0.2")
+    assert code == 2 and "did you mean --pruning_fraction?" in err
+    code, _, err = cli("branch", "oneshot", *TINY, "--strategy=magnitude", "--pruning_fraction=0.2")
+    assert code == 2 and "did you mean --prune_fraction?" in err
