@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
         columns = listing.LEADING + shown + trailing + (["note"] if any(row["note"] for row in kept) else [])
     else:
         shown = listing.every_field(kept)
-        columns = listing.LEADING + shown + listing.TRAILING + ["hash", "parent_hash", "note"]
+        columns = listing.LEADING + shown + listing.TRAILING + ["hash", "parent_hash", "note", *listing.ENVIRONMENT]
     if not kept and args.format == "table":
         print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)
         return 0

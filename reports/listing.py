@@ -20,7 +20,7 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
     result = []
     for run in runs:
         base = {"_run": run, "kind": run.kind, "replicate": run.replicate, "hash": run.hash,
-                "parent_hash": run.parent_hash, **run.fields()}
+                "parent_hash": run.parent_hash, **run.environment, **run.fields()}
         entries = [(level.number, level.path, level.state) for level in run.levels] or [(None, run.path, run.state)]
         for number, path, state in entries:
             result.append({**base, "level": number, "status": state.status, "step": state.step,
@@ -38,6 +38,10 @@ def differing(table_rows: list[dict[str, Any]]) -> list[str]:
         names.update((name, None) for name in run.fields() if "." not in name)
     return [name for name in names
             if len({hparam_text(row[name]) for row in table_rows if name in row}) > 1]
+
+
+ENVIRONMENT = ["python", "torch", "cuda", "cudnn", "device", "processes", "threads", "hostname", "git_commit",
+               "git_dirty"]  # where a run ran (platforms/environment.py): CSV and JSON columns, --where keys
 
 
 def every_field(table_rows: list[dict[str, Any]]) -> list[str]:

@@ -62,6 +62,7 @@ class Run:
     hparams: dict[str, dict]
     state: State
     levels: list[Level] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)  # where it ran: python, torch, device, git_commit, ...
     _fields: Optional[dict[str, Any]] = field(default=None, repr=False, compare=False)
 
     @property
@@ -204,7 +205,8 @@ def read_run(path: Path, root: Path) -> Run:
               hash=stored.get("hash") or (branch[2] if branch else path.parent.parent.name[len("train_"):]),
               parent_hash=stored.get("parent_hash"),
               hparams={k: v for k, v in stored.get("hparams", {}).items() if isinstance(v, dict)},
-              state=State("corrupt"))
+              state=State("corrupt"),
+              environment=stored["environment"] if isinstance(stored.get("environment"), dict) else {})
     level_dirs = [(level, Path(e.path)) for e in _subdirs(path) if (level := paths.level_of(e.name)) is not None]
     if level_dirs or "imp" in run.hparams:
         locked = (path,)

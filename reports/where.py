@@ -25,7 +25,7 @@ def conditions(items: list[str], runs: list) -> dict[str, list[str]]:
     def branch_keys() -> set[str]:
         return known_keys(cls for module in BRANCHES.all().values() for cls in module.BUNDLES.values())
 
-    seen = {key for run in runs for key in run.fields()}
+    seen = {key for run in runs for key in [*run.fields(), *run.environment]}
     return parse(items, known_keys(TRUNK_BUNDLES.values(), seen), branch_keys)
 
 

@@ -33,6 +33,7 @@ from foundations.seeds import derive_seed
 from foundations.step import Step
 from foundations.tables import format_metric, print_table
 from platforms.distributed import current_world
+from platforms.environment import describe
 from platforms.lock import run_lock
 from platforms.storage import read_json, write_json
 from pruning.mask import Mask
@@ -107,7 +108,9 @@ class Branch:
 
     def _write_hparams(self) -> None:
         run_files.open_run_dir(self.dir)
+        platform = self.trunk.platform
         write_hparams(self.dir, {**self.trunk.desc.bundles(), **self.bundles}, kind=f"branch_{self.name}",
+                      environment=lambda: describe(platform.device, platform.world),
                       replicate=self.replicate, seeds=self.recorded_seeds(), parent_hash=self.trunk.desc.hash,
                       run_hash=self.hash)
 

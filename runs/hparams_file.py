@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from foundations import paths
 from foundations.errors import UserError
@@ -25,13 +25,15 @@ except importlib.metadata.PackageNotFoundError:  # running from a checkout that 
 
 
 def write_hparams(run_dir: Path, bundles: dict[str, Hparams], *, kind: str, replicate: int,
-                  seeds: dict[str, int], parent_hash: Optional[str] = None, run_hash: str) -> None:
+                  seeds: dict[str, int], parent_hash: Optional[str] = None, run_hash: str,
+                  environment: Callable[[], dict] = dict) -> None:
     """Write hparams.json (every hashed field) and hparams.log (readable), or check existing ones.
 
     A run dir whose stored hparams differ from the command's is an error, never an overwrite. An
     unreadable hparams.json (a kill mid-write on a filesystem without atomic rename, a truncated
     copy) is rewritten: the directory's name is the hash of these very hparams, so the command's
-    are the ones that belong there. A missing hparams.log is written again.
+    are the ones that belong there. A missing hparams.log is written again. `environment()`, where
+    the run ran (platforms/environment.py), is recorded once, with the first hparams.json.
     """
     run_dir = Path(run_dir)
     path = run_dir / paths.HPARAMS
@@ -52,7 +54,7 @@ def write_hparams(run_dir: Path, bundles: dict[str, Hparams], *, kind: str, repl
         if path.exists():
             print(f"open_prune: {path} was unreadable; rewrote it from this command's hparams "
                   f"(the directory's name is their hash)", file=sys.stderr)
-        write_json(record, path)
+        write_json({**record, "environment": environment()}, path)
     if stored is None or not (run_dir / paths.HPARAMS_LOG).exists():
         log = [f"{kind} run {run_hash} (replicate {replicate}, parent {parent_hash or '-'})",
                f"seeds: {seeds}", "fields marked * differ from their defaults", ""]

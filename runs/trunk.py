@@ -22,6 +22,7 @@ from foundations.desc import TrainDesc
 from foundations.errors import UserError
 from foundations.step import Step, written_parts
 from foundations.tables import format_metric, print_table
+from platforms.environment import describe
 from platforms.lock import run_lock
 from platforms.platform import Platform
 from platforms.storage import read_json, write_text
@@ -123,6 +124,7 @@ class Trunk:
     def _open(self) -> Optional[dict]:
         run_files.open_run_dir(self.dir)
         write_hparams(self.dir, self.desc.bundles(), kind="train", replicate=self.replicate,
+                      environment=lambda: describe(self.platform.device, self.platform.world),
                       seeds=self.seeds, run_hash=self.desc.hash)  # or check the stored ones
         return run_files.finished(self.dir, self.end_step)
 

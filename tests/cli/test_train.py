@@ -246,3 +246,32 @@ def test_saves_and_evaluations_asked_of_a_finished_trunk_come_from_a_replay_not_
     stamps = {p: p.stat().st_mtime_ns for p in trunk.iterdir()}
     code, _, err = cli("train", *TINY, *extra)  # asked again: nothing is missing, nothing replayed
     assert code == 0 and "replaying" not in err and stamps == {p: p.stat().st_mtime_ns for p in trunk.iterdir()}
+
+
+def test_a_run_records_once_where_it_ran_and_runs_can_select_by_it(cli, capsys):
+    import platform as python_platform
+    import socket
+
+    import open_prune
+
+    assert cli("train", *TINY)[0] == 0
+    path = run_dir(cli)
+    stored = json.loads((path / "hparams.json").read_text())
+    environment = stored["environment"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert environment["torch"] == torch.__version__ and environment["python"] == python_platform.python_version()
+    assert environment["hostname"] == socket.gethostname() and environment["processes"] == 1
+    assert environment["device"] == "cpu" and environment["threads"] == torch.get_num_threads()
+    assert environment["git_commit"] == head and isinstance(environment["git_dirty"], bool)
+    assert path.name == run_dir(cli).name  # not hashed
+    stamp = (path / "hparams.json").stat().st_mtime_ns
+    assert cli("train", *TINY)[0] == 0 and (path / "hparams.json").stat().st_mtime_ns == stamp  # written once
+
+    def listed(*where: str) -> list:
+        code = open_prune.main(["runs", f"--root={cli.root}", "--format=json", *where])
+        out = capsys.readouterr().out
+        assert code == 0
+        return json.loads(out)
+
+    assert [row["torch"] for row in listed(f"--where=torch={torch.__version__}")] == [torch.__version__]
+    assert listed("--where=torch=0.0.1") == []

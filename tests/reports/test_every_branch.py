@@ -62,6 +62,7 @@ def test_runs_lists_every_branch_done_with_its_result(root):
     assert {f"branch_{name}" for name in COMMANDS} <= kinds
     for row in rows:
         assert row["status"] == "done", row
+        assert row["torch"] and row["hostname"] and row["processes"] == 1  # where each ran, from its hparams.json
         if row["kind"][len("branch_"):] in WITHOUT_ACCURACY_OF_THEIR_OWN:
             assert row["result"], row  # its headline, not "-"
 
