@@ -67,7 +67,7 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
             cells = ([x_text(experiment, row.x)] if experiment.x_label else []) + [
                 "-" if row.density is None else f"{row.density:.4f}", str(row.final.n),
                 row.final.text(), row.final.interval(), row.best.text(), row.best.interval(),
-                *(f"{s.text()} {s.interval()}".strip() if s.n > 1 else s.text() for s in row.controls.values())]
+                *(s.cell() for s in row.controls.values())]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     todo = missing_commands(experiment)
@@ -120,7 +120,7 @@ def headline_table(experiment: Experiment, series: str) -> list[str]:
         cells = []
         for role, x in columns:
             summary = summarize([r.state.headline.get(label) for r in _done(experiment.of(role, series, x))])
-            cells.append(f"{summary.text()} {summary.interval()}".strip() if summary.n > 1 else summary.text())
+            cells.append(summary.cell())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -143,7 +143,7 @@ def results_tables(experiment: Experiment, series: str) -> list[str]:
             cells = []
             for metric in metrics:
                 summary = summarize([r.state.results.get(row, {}).get(metric) for r in done])
-                cells.append(f"{summary.text()} {summary.interval()}".strip() if summary.n > 1 else summary.text())
+                cells.append(summary.cell())
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -31,6 +31,10 @@ class Summary:
             return "-"
         return f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
+    def cell(self) -> str:
+        """One table cell: '0.9012 ± 0.0031 [0.8974, 0.9050]', the interval only where there is one."""
+        return f"{self.text()} {self.interval()}" if self.n > 1 else self.text()
+
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
     """Summary of the finite values: the interval is mean ± t(confidence, n-1) · std / sqrt(n)."""

@@ -198,7 +198,7 @@ class Trunk:
             run_files.say(f"replaying the trunk to {Step(last, ipe)} for {len(saves)} save(s) and "
                           f"{len(evaluations)} evaluation(s) it did not make ...")
         scratch = self.dir / f"replay_to_{last}it"
-        eval_every = self.desc.training.eval_every if evaluations else str(Step(last, ipe))
+        eval_every = self.desc.training.eval_every if evaluations else (str(Step(last, ipe)) if last else None)
         quick = self.desc.training.replace(weight_save_steps=",".join(map(str, saves)) or None, eval_every=eval_every)
         with run_lock(self.dir, wait=True):
             if last:
@@ -220,31 +220,15 @@ class Trunk:
 
     def model_at(self, step: Step) -> torch.nn.Module:
         """The trunk's weights at `step`: from its saved file, or, when that step was not saved
-        (or its file is damaged), reproduced deterministically by retraining from init to `step`
-        (and saved for next time)."""
+        (or its file is damaged), reproduced by the deterministic replay of its training from init to
+        `step` (and saved for next time)."""
         path = self.dir / checkpoint.model_filename(step)
         self.run(wait_for_lock=True)
         model = self.fresh_model()
         if not self.platform.on_primary(_readable_or_set_aside, path):
-            self._reproduce(step)
+            self._replay([step], [])
         model.load_state_dict(checkpoint.load_model_state(path))
         return model
-
-    def _reproduce(self, step: Step) -> None:
-        primary = self.platform.is_primary
-        if primary:
-            run_files.say(f"reproducing the trunk's weights at {step} (not saved during training) ...")
-        scratch = self.dir / f"reproduce_{step.ep}ep{step.it}it"
-        quick = self.desc.training.replace(eval_every=str(step) if step.iteration else None)
-        with run_lock(self.dir, wait=True):
-            model = self.fresh_model()
-            if step.iteration:  # the same steps, evaluated only at the ends
-                train(model, quick, self.loader(True), self.loader(False), scratch, platform=self.platform,
-                      data_order_seed=self.seeds["data_order"], end=step)
-            if primary:
-                checkpoint.save_model(model, self.dir, step)
-                shutil.rmtree(scratch, ignore_errors=True)
-        self.platform.barrier()  # the weights are on disk for every rank
 
 
 def _readable_or_set_aside(path) -> bool:
