@@ -83,9 +83,12 @@ class ImageFolders:
             raise self._missing(name, split_dir, "images in one folder per class (.JPEG or .png)")
         return samples, classes
 
-    def transform(self, augment: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Transform:
+    def transform(self, augment: bool, mean: tuple[float, ...], std: tuple[float, ...],
+                  pixel_scale: float = 255.0) -> v2.Transform:
+        """The transform of a uint8 (C, H, W) image: crop (and flip when augmenting), scale to [0, 1]
+        (unless pixel_scale is 1: raw 0-255 values), normalize."""
         from torchvision.transforms import v2
 
-        """The transform of a uint8 (C, H, W) image: crop (and flip when augmenting), scale, normalize."""
         crop = self.augmented if augment else self.plain
-        return v2.Compose([*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        to_float = v2.ToDtype(torch.float32, scale=pixel_scale != 1)
+        return v2.Compose([*crop, to_float, v2.Normalize(list(mean), list(std))])

@@ -37,6 +37,7 @@ class InMemoryLoader:
         transformation_seed: int,
         augment_padding: int | None = None,
         task: str = "classification",
+        pixel_scale: float = 255.0,
     ) -> None:
         is_images = images.dtype == torch.uint8 and images.ndim == 4
         is_table = images.is_floating_point() and images.ndim == 2 and augment_padding is None
@@ -53,6 +54,7 @@ class InMemoryLoader:
         self.transformation_seed = transformation_seed
         self.augment_padding = augment_padding
         self.shard = Shard()
+        self.pixel_scale = pixel_scale
         if is_images:
             shape = (1, len(mean), 1, 1)
             self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
@@ -72,10 +74,10 @@ class InMemoryLoader:
         return part
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels → float32 (x / 255 - mean) / std, per channel; table rows as they are."""
+        """uint8 pixels → float32 (x / pixel_scale - mean) / std, per channel; table rows as they are."""
         if not self._is_images:
             return images
-        return images.float().div_(255).sub_(self._mean).div_(self._std)
+        return images.float().div_(self.pixel_scale).sub_(self._mean).div_(self._std)
 
     def batches(
         self, epoch: int, start: int = 0, order_seed: int | None = None

@@ -19,6 +19,7 @@ their device copies by device as well. `clear_cache()` forgets them.
 """
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
@@ -31,7 +32,7 @@ from datasets.memory_loader import InMemoryLoader
 from datasets.seeds import generator
 from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
-from datasets.table_format import stratified_split
+from datasets.table_format import TensorTable, stratified_split
 from foundations.errors import UserError
 from foundations.registry import Registry
 from foundations.seeds import digest_seed
@@ -123,6 +124,23 @@ def _validation_rows(labels: torch.Tensor, h: Any, task: str) -> tuple[torch.Ten
     return order[count:].sort().values, order[:count].sort().values
 
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def input_statistics(entry: DatasetSpec, normalization: str) -> tuple[tuple, tuple, float]:
+    """(mean, std, pixel_scale) of an image dataset under --input_normalization: inputs are
+    (pixels / pixel_scale - mean) / std."""
+    channels = entry.input_shape[0]
+    if normalization == "dataset":
+        return entry.mean, entry.std, 255.0
+    if normalization == "imagenet":
+        if channels != 3:
+            raise UserError(f"--input_normalization=imagenet needs colour images; {entry.name} has {channels} "
+                            "channel(s): use dataset, unit or raw")
+        return IMAGENET_MEAN, IMAGENET_STD, 255.0
+    return (0.0,) * channels, (1.0,) * channels, 255.0 if normalization == "unit" else 1.0
+
+
 def get(
     dataset_hparams: Any,
     train: bool | str,
@@ -150,9 +168,20 @@ def get(
     root, device = Path(root).expanduser().resolve(), torch.device(device)
     seed = h.transformation_seed
     augment = split == "train" and not h.do_not_augment
+    normalization = getattr(h, "input_normalization", "dataset")
+    if isinstance(entry.files, TensorTable):
+        if normalization not in ("dataset", "raw"):
+            raise UserError(f"--input_normalization={normalization} is for images; {name} is a table: use dataset "
+                            "(standardized features) or raw")
+        mean, std, pixel_scale = entry.mean, entry.std, 255.0
+        read = partial(entry.files.read_split, standardize=normalization == "dataset")
+    else:
+        mean, std, pixel_scale = input_statistics(entry, normalization)
+        read = getattr(entry.files, "read_split", None)
     if not isinstance(entry.files, ImageFolders):
-        cpu = _cached((name, from_train, root), lambda: entry.files.read_split(name, from_train, root, download))
-        images, labels = _cached((name, from_train, root, str(device)),
+        table_key = isinstance(entry.files, TensorTable) and normalization  # the features differ, pixels do not
+        cpu = _cached((name, from_train, root, table_key), lambda: read(name, from_train, root, download))
+        images, labels = _cached((name, from_train, root, table_key, str(device)),
                                  lambda: (cpu[0].to(device), cpu[1].to(device)))
         if from_train and h.subsample_fraction is not None:
             kept = subsample_indices(images.shape[0], h.subsample_fraction, seed).to(device)
@@ -163,9 +192,9 @@ def get(
         if split == "train" and h.random_labels_fraction is not None:
             labels = randomize_labels(labels, h.random_labels_fraction, entry.num_classes, seed)
         return InMemoryLoader(
-            images, labels, num_classes=entry.num_classes, batch_size=h.batch_size, mean=entry.mean,
-            std=entry.std, transformation_seed=seed, augment_padding=entry.pad_crop if augment else None,
-            task=entry.task,
+            images, labels, num_classes=entry.num_classes, batch_size=h.batch_size, mean=mean,
+            std=std, transformation_seed=seed, augment_padding=entry.pad_crop if augment else None,
+            task=entry.task, pixel_scale=pixel_scale,
         )
 
     samples, classes = _cached((name, from_train, root), lambda: entry.files.list_samples(name, from_train, root))
@@ -181,7 +210,7 @@ def get(
     from datasets.folder_loader import FolderLoader  # torchvision: imported only for image folders
     return FolderLoader(
         samples, num_classes=len(classes), batch_size=h.batch_size,
-        transform=entry.files.transform(augment, entry.mean, entry.std),
-        plain_transform=entry.files.transform(False, entry.mean, entry.std),
+        transform=entry.files.transform(augment, mean, std, pixel_scale),
+        plain_transform=entry.files.transform(False, mean, std, pixel_scale),
         augment=augment, transformation_seed=seed, device=device, num_workers=num_workers,
     )

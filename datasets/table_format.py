@@ -49,14 +49,15 @@ class TensorTable:
     split_seed: int = 0
     standardize: bool = False
 
-    def read_split(self, name: str, train: bool, root: Path, download: bool = False,
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def read_split(self, name: str, train: bool, root: Path, download: bool = False, *,
+                   standardize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """standardize=False keeps the raw features of a table that otherwise standardizes."""
         x, y = self.make()
         x = x.to(torch.float32)
         train_rows = test_rows = torch.arange(x.shape[0])
         if self.test_fraction is not None:
             train_rows, test_rows = stratified_split(y, self.test_fraction, self.split_seed)
-        if self.standardize:
+        if self.standardize and standardize:
             reference = x[train_rows]
             std = reference.std(dim=0, unbiased=False)
             x = (x - reference.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))

@@ -28,6 +28,10 @@ class DatasetHparams(Hparams):
         None, "replace this fraction of training labels with random ones (seeded)")
     validation_fraction: Optional[float] = hparam(
         None, "hold out this fraction of the training set as a validation split (seeded, stratified by class)")
+    input_normalization: str = hparam(
+        "dataset", "dataset (each channel by the training images' mean and std; tables standardized) | imagenet "
+                   "(ImageNet's statistics, as OpenLTH normalizes CIFAR) | unit (pixels in [0, 1]) | raw (pixel values "
+                   "0-255; tables unstandardized)", choices=("dataset", "imagenet", "unit", "raw"))
 
     def validate(self) -> None:
         if self.batch_size is not None and self.batch_size <= 0:
@@ -37,7 +41,7 @@ class DatasetHparams(Hparams):
         check_fraction(self.validation_fraction, "validation_fraction", zero=False)
 
 
-BIAS_INITS = ("pytorch", "zero")  # models/initializers.py says what each does
+BIAS_INITS = ("pytorch", "zero", "normal")  # models/initializers.py says what each does
 
 
 @dataclass
@@ -47,12 +51,23 @@ class ModelHparams(Hparams):
 
     model_name: str = hparam(help="e.g. fashionmnist_lenet_300_100, cifar_resnet_20, cifar_vgg_16, imagenet_resnet_50")
     model_init: str = hparam("kaiming_normal",
-                             "kaiming_normal | kaiming_uniform | orthogonal | standard_normal | binary")
+                             "kaiming_normal | kaiming_uniform | orthogonal | standard_normal (std 1) | binary | "
+                             "pytorch (each layer's own default draw) | normal (std --init_std)")
     batchnorm_init: str = hparam("uniform", "uniform | fixed")
     batchnorm_frozen: bool = hparam(False, "do not train batchnorm weights and biases")
     output_frozen: bool = hparam(False, "do not train the output layer")
-    bias_init: str = hparam("pytorch", "pytorch (each layer's default draw, as OpenLTH) | zero", choices=BIAS_INITS)
+    bias_init: str = hparam("pytorch", "pytorch (each layer's default draw, as OpenLTH) | zero | "
+                                       "normal (std --init_std)", choices=BIAS_INITS)
+    init_std: float = hparam(0.1, "std of --model_init=normal and --bias_init=normal (0.1: the 'Missing the Mark' "
+                                  "fork's standard_normal, the LEGCNet authors' iris init)")
     init_seed: Optional[int] = hparam(None, "seed for the initial weights (default: derived from the replicate)")
+
+    def validate(self) -> None:
+        if not self.init_std > 0:
+            raise UserError(f"--init_std={self.init_std} must be a positive number")
+        if self.init_std != 0.1 and "normal" not in (self.model_init, self.bias_init):
+            raise UserError(f"--init_std={self.init_std} is used only by --model_init=normal or --bias_init=normal: "
+                            "give one of them, or drop --init_std")
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -3,11 +3,15 @@ one for conv/linear biases.
 
 - The weight rule (`--model_init`) redraws every Conv2d and Linear weight. "Kaiming" here always
   means fan-in mode with the ReLU gain sqrt(2), so std = sqrt(2 / fan_in), where fan_in =
-  in_channels * kernel_height * kernel_width (in_features for Linear).
+  in_channels * kernel_height * kernel_width (in_features for Linear). `pytorch` keeps each
+  layer's own default draw (what the SpaM and LEGCNet authors' code trained from); `normal` draws
+  N(0, init_std^2) for every layer (std 0.1 by default: what the "Missing the Mark" fork's
+  `standard_normal` draws and what the LEGCNet authors drew for iris).
 - The batchnorm rule (`--batchnorm_init`) sets every affine BatchNorm's scale and shift.
 - The bias rule (`--bias_init`): `pytorch` keeps each layer's own default draw,
   U(-1/sqrt(fan_in), 1/sqrt(fan_in)), made when the model was built from the seeded generator
-  (what OpenLTH does: its initializers touch weights only); `zero` sets them to 0.
+  (what OpenLTH does: its initializers touch weights only); `zero` sets them to 0; `normal` draws
+  N(0, init_std^2) (the LEGCNet authors' iris biases).
 Parameters of other modules (a model's own tensors, e.g. a recurrent layer's initial state) keep
 what their module drew.
 """
@@ -51,6 +55,10 @@ def standard_normal(weight: torch.Tensor) -> None:
     nn.init.normal_(weight, mean=0.0, std=1.0)
 
 
+def keep_pytorch_default(weight: torch.Tensor) -> None:
+    """Leave the layer's own draw, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Linear and Conv2d."""
+
+
 def binary(weight: torch.Tensor) -> None:
     """The sign of a Kaiming-normal draw times the Kaiming std: each weight is +-sqrt(2 / fan_in).
 
@@ -80,7 +88,11 @@ WEIGHT_INITIALIZERS: dict[str, Callable[[torch.Tensor], None]] = {
     "orthogonal": orthogonal,
     "standard_normal": standard_normal,
     "binary": binary,
+    "pytorch": keep_pytorch_default,
 }
+
+SCALED_INITIALIZERS = ("normal",)  # drawn with --init_std: N(0, init_std^2)
+DEFAULT_INIT_STD = 0.1
 
 BATCHNORM_INITIALIZERS: dict[str, Callable[[nn.Module], None]] = {
     "uniform": batchnorm_uniform,
@@ -88,13 +100,14 @@ BATCHNORM_INITIALIZERS: dict[str, Callable[[nn.Module], None]] = {
 }
 
 
-BIAS_INITIALIZERS = ("pytorch", "zero")
+BIAS_INITIALIZERS = ("pytorch", "zero", "normal")
 
 
 def check_names(model_init: str, batchnorm_init: str, bias_init: str = "pytorch") -> None:
     """UserError naming the valid choices if an initializer is unknown."""
-    if model_init not in WEIGHT_INITIALIZERS:
-        raise UserError(f"unknown --model_init={model_init!r}: use one of {', '.join(WEIGHT_INITIALIZERS)}")
+    if model_init not in WEIGHT_INITIALIZERS and model_init not in SCALED_INITIALIZERS:
+        names = [*WEIGHT_INITIALIZERS, *SCALED_INITIALIZERS]
+        raise UserError(f"unknown --model_init={model_init!r}: use one of {', '.join(names)}")
     if batchnorm_init not in BATCHNORM_INITIALIZERS:
         raise UserError(
             f"unknown --batchnorm_init={batchnorm_init!r}: use one of {', '.join(BATCHNORM_INITIALIZERS)}")
@@ -102,15 +115,25 @@ def check_names(model_init: str, batchnorm_init: str, bias_init: str = "pytorch"
         raise UserError(f"unknown --bias_init={bias_init!r}: use one of {', '.join(BIAS_INITIALIZERS)}")
 
 
-def initialize(model: nn.Module, model_init: str, batchnorm_init: str, bias_init: str = "pytorch") -> None:
-    """Apply the named rules to every conv/linear layer and every batchnorm, in module order."""
+def _normal(std: float) -> Callable[[torch.Tensor], None]:
+    def draw(tensor: torch.Tensor) -> None:
+        nn.init.normal_(tensor, mean=0.0, std=std)
+    return draw
+
+
+def initialize(model: nn.Module, model_init: str, batchnorm_init: str, bias_init: str = "pytorch",
+               init_std: float = DEFAULT_INIT_STD) -> None:
+    """Apply the named rules to every conv/linear layer and every batchnorm, in module order
+    (a layer's weight, then its bias, so a `normal` weight and bias come from one stream)."""
     check_names(model_init, batchnorm_init, bias_init)
-    weight_rule = WEIGHT_INITIALIZERS[model_init]
+    weight_rule = _normal(init_std) if model_init == "normal" else WEIGHT_INITIALIZERS[model_init]
     norm_rule = BATCHNORM_INITIALIZERS[batchnorm_init]
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             weight_rule(module.weight)
             if module.bias is not None and bias_init == "zero":
                 nn.init.zeros_(module.bias)
+            elif module.bias is not None and bias_init == "normal":
+                _normal(init_std)(module.bias)
         elif isinstance(module, BATCHNORM_TYPES) and module.affine:
             norm_rule(module)

@@ -29,10 +29,13 @@ def lenet(model_name: str, dataset_name: str) -> dict:
 
 
 def cifar(model_name: str, ignore_output: bool) -> dict:
-    """CIFAR-10 ResNet/VGG: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 160 epochs, x0.1 at 80 and 120."""
+    """CIFAR-10 ResNet/VGG: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 160 epochs, x0.1 at 80 and 120;
+    inputs normalized by ImageNet's statistics, as OpenLTH and its forks do (not CIFAR's own)."""
     training = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "training_steps": "160ep",
                 "milestone_steps": "80ep,120ep", "gamma": 0.1}
-    return _bundles(model_name, "cifar10", 128, training, _IGNORE_OUTPUT if ignore_output else {})
+    recipe = _bundles(model_name, "cifar10", 128, training, _IGNORE_OUTPUT if ignore_output else {})
+    recipe["dataset"]["input_normalization"] = "imagenet"
+    return recipe
 
 
 def imagenet(model_name: str) -> dict:

@@ -108,6 +108,7 @@ def get(model_hparams: ModelHparamsLike, input_shape: InputShape, num_classes: i
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         model = family.build(spec, shape, num_classes)
-        initializers.initialize(model, model_hparams.model_init, model_hparams.batchnorm_init, bias_init)
+        initializers.initialize(model, model_hparams.model_init, model_hparams.batchnorm_init, bias_init,
+                                getattr(model_hparams, "init_std", initializers.DEFAULT_INIT_STD))
     _freeze(model, model_hparams.batchnorm_frozen, model_hparams.output_frozen)
     return model

@@ -348,3 +348,32 @@ def test_a_failed_download_is_one_error_that_says_where_the_files_go(tmp_path, m
     registry.clear_cache()
     with pytest.raises(UserError, match=r"downloading mnist into .*MNIST/raw failed \(network is unreachable\)"):
         datasets.get(hparams("mnist"), True, root=tmp_path, device="cpu", download=True)
+
+
+@pytest.mark.parametrize("normalization, expected", [
+    ("imagenet", lambda p: (p / 255 - 0.456) / 0.224),  # OpenLTH's CIFAR statistics, green channel
+    ("unit", lambda p: p / 255),                        # SpaM: pixels in [0, 1]
+    ("raw", lambda p: p),                               # LEGCNet's MNIST nets: 0-255 values
+])
+def test_input_normalization_choices_by_hand(tmp_path, normalization, expected):
+    write_cifar(tmp_path, "cifar10", n_per_file=2)
+    loader = datasets.get(hparams("cifar10", input_normalization=normalization), False, root=tmp_path, device="cpu")
+    x, _ = next(loader.batches(0))
+    pixel = loader.images[0, 1, 5, 7].float()
+    assert x[0, 1, 5, 7].item() == pytest.approx(expected(pixel).item(), abs=1e-6)
+    if normalization == "raw":
+        assert torch.equal(x, loader.images[:x.shape[0]].float())  # exactly the stored values
+
+
+def test_imagenet_statistics_need_colour_images(tmp_path, dataset_root):
+    with pytest.raises(UserError, match="colour images"):
+        datasets.get(hparams("mnist", input_normalization="imagenet"), False, root=dataset_root, device="cpu")
+
+
+def test_a_table_is_standardized_unless_raw(tmp_path):
+    standardized = datasets.get(hparams("iris"), True, root=tmp_path, device="cpu")
+    raw = datasets.get(hparams("iris", input_normalization="raw"), True, root=tmp_path, device="cpu")
+    assert torch.allclose(standardized.images.mean(0), torch.zeros(4), atol=1e-5)
+    assert raw.images.min() > 0 and raw.images.max() < 8  # iris in centimetres
+    with pytest.raises(UserError, match="is a table"):
+        datasets.get(hparams("iris", input_normalization="unit"), True, root=tmp_path, device="cpu")

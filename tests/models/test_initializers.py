@@ -146,3 +146,31 @@ def test_check_names_lists_the_choices():
     with pytest.raises(UserError, match="fixed"):
         initializers.check_names("kaiming_normal", "ones")
     initializers.check_names("binary", "fixed")  # valid names pass
+
+
+def test_normal_draws_weights_and_biases_with_init_std():
+    h = SimpleNamespace(model_name="mnist_lenet_300_100", model_init="normal", batchnorm_init="uniform",
+                        bias_init="normal", batchnorm_frozen=False, output_frozen=False, init_std=0.1)
+    model = registry.get(h, MNIST, 10, 0)
+    first = model.fc_layers[0]
+    assert first.weight.std().item() == pytest.approx(0.1, rel=0.01)
+    assert stats.kstest((first.weight / 0.1).flatten().detach().numpy(), "norm").pvalue > 1e-3
+    assert first.bias.std().item() == pytest.approx(0.1, rel=0.15)  # 300 biases
+    h.init_std = 0.5
+    assert registry.get(h, MNIST, 10, 0).fc_layers[0].weight.std().item() == pytest.approx(0.5, rel=0.01)
+
+
+def test_pytorch_rule_keeps_each_layers_own_draw():
+    torch.manual_seed(0)
+    model = get("mnist_lenet_300_100", "pytorch", shape=MNIST, seed=3)
+    weight = model.fc_layers[0].weight
+    bound = 1 / math.sqrt(784)
+    assert weight.abs().max().item() <= bound and weight.abs().max().item() > 0.99 * bound
+    assert stats.kstest(weight.flatten().detach().numpy(), "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+
+
+def test_init_std_without_a_normal_rule_is_refused():
+    from foundations.bundles import ModelHparams
+    with pytest.raises(UserError, match="--init_std=0.2 is used only by"):
+        ModelHparams(model_name="mnist_lenet_300_100", init_std=0.2)
+    assert ModelHparams(model_name="mnist_lenet_300_100", model_init="normal", init_std=0.2).init_std == 0.2
