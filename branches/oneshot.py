@@ -3,7 +3,10 @@
 Scores the trunk's weights at --prune_step with --strategy, removes --prune_fraction of the
 prunable weights (over --prune_iterations rounds, rescoring each round), optionally shuffles the
 mask within layers or reinitializes the weights, and trains the trunk's weights at --state_step
-under the mask from --start_step (default: the state step) to the end of training.
+under the mask from --start_step to the end of training. --start_step defaults to 0ep0it, as in the
+"Missing the Mark" fork of OpenLTH (training/branch/oneshot_experiments.py: the schedule and the data
+order restart, so weights rewound to step k still get the whole schedule); --start_step=state starts
+where the state's weights were (the schedule and data order continue from --state_step).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
+from foundations.step import check_step_syntax, written_parts
 from foundations.tables import format_metric
 from pruning import ScoringData, prune_in_rounds, scores
 from pruning.mask import Mask
@@ -35,7 +40,9 @@ class OneshotHparams(Hparams):
     prune_highest: bool = hparam(False, "remove the highest-scoring weights instead of the lowest")
     prune_step: Optional[str] = hparam(None, "the trunk's weights at this step are scored (default: 0ep, the init)")
     state_step: Optional[str] = hparam(None, "the trunk's weights at this step are trained (default: 0ep)")
-    start_step: Optional[str] = hparam(None, "where the schedule and data order start (default: the state step)")
+    start_step: Optional[str] = hparam(
+        None, "where the schedule and data order start: a step, or 'state' for --state_step (default: 0ep0it, "
+              "the Missing-the-Mark fork's: the whole schedule, whatever the state step)")
     randomize_layerwise: bool = hparam(False, "shuffle the mask within each layer (keeps per-layer counts)")
     reinitialize: bool = hparam(False, "train freshly initialized weights under the mask")
     seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
@@ -53,6 +60,32 @@ class OneshotHparams(Hparams):
         if self.prune_fraction is not None:
             check_prune_fraction(self.prune_fraction)
         check_iterations(self.prune_iterations)
+        self.start_step = canonical_start(self.start_step, self.state_step)
+
+
+START_AT_STATE = "state"  # --start_step=state: where the state's weights were
+
+
+def canonical_start(start: Optional[str], state: Optional[str]) -> Optional[str]:
+    """--start_step as it is stored and hashed: unset when it starts at 0 and so does the state
+    (the run at initialization keeps its hash), '0ep0it' when it starts at 0 after a later state
+    step (so those runs, whose unset --start_step once meant the state step, change hash rather
+    than meaning), 'state' as given, any other step as written."""
+    if state is not None:
+        check_step_syntax(state, "state_step")
+    state_is_zero = state is None or written_parts(state) == (0, 0)
+    if start is not None:
+        start = start.strip()
+        if start.lower() == START_AT_STATE:
+            return None if state_is_zero else START_AT_STATE
+        try:
+            check_step_syntax(start, "start_step")
+        except UserError:
+            raise UserError(f"--start_step={start!r} is neither a step nor 'state': write it as '0ep0it', "
+                            f"'500it' or '2ep10it', or 'state' to start where --state_step's weights were") from None
+        if written_parts(start) != (0, 0):
+            return start
+    return None if state_is_zero else "0ep0it"
 
 
 BUNDLES = {"oneshot": OneshotHparams}
@@ -63,7 +96,7 @@ def steps(branch: Branch):
     h, trunk = branch.bundles["oneshot"], branch.trunk
     prune = trunk.step(h.prune_step or "0ep", "prune_step")
     state = trunk.step(h.state_step or "0ep", "state_step")
-    start = trunk.step(h.start_step, "start_step") if h.start_step else state
+    start = state if h.start_step == START_AT_STATE else trunk.step(h.start_step or "0ep0it", "start_step")
     return prune, state, start
 
 

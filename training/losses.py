@@ -44,7 +44,7 @@ class Loss:
         elif self.name == "sigmoid_mse":
             outputs = outputs.sigmoid()
         if self.task == "classification":
-            targets = F.one_hot(targets, self.num_outputs).to(outputs.dtype)
+            targets = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype)  # a head may be wider (_head1000)
         else:
             targets = targets.to(outputs.dtype).reshape(outputs.shape)
         return (outputs - targets).square().flatten(1).mean(dim=1)

@@ -191,7 +191,8 @@ def test_oneshot_randomize_layerwise_keeps_each_layers_count(cli):
 
 
 def test_oneshot_prunes_trained_weights_and_trains_from_a_late_state(cli):
-    path = branch(cli, "oneshot", "--strategy=magnitude", "--prune_step=3ep", "--state_step=1ep", *ONESHOT)
+    path = branch(cli, "oneshot", "--strategy=magnitude", "--prune_step=3ep", "--state_step=1ep", "--start_step=state",
+                  *ONESHOT)
     trunk = trunk_dir(cli)
     final, at_1ep = load(trunk / "model_ep3_it0.pt"), load(trunk / "model_ep1_it0.pt")
     mask = load(path / "mask.pt")

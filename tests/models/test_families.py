@@ -372,11 +372,11 @@ KAIMING_UNIFORM_BN = {"model_init": "kaiming_normal", "batchnorm_init": "uniform
         "training": {"optimizer_name": "sgd", "lr": 0.1, "training_steps": "40ep"},
         "pruning": {"prune_layers_to_ignore": "fc.weight"}}),
     ("cifar_resnet_20", {
-        "dataset": {"dataset_name": "cifar10", "batch_size": 128},
+        "dataset": {"dataset_name": "cifar10", "batch_size": 128, "input_normalization": "imagenet"},
         "model": {"model_name": "cifar_resnet_20", **KAIMING_UNIFORM_BN},
         "training": CIFAR_TRAINING, "pruning": {}}),
     ("cifar_vgg_16", {
-        "dataset": {"dataset_name": "cifar10", "batch_size": 128},
+        "dataset": {"dataset_name": "cifar10", "batch_size": 128, "input_normalization": "imagenet"},
         "model": {"model_name": "cifar_vgg_16", **KAIMING_UNIFORM_BN},
         "training": CIFAR_TRAINING, "pruning": {"prune_layers_to_ignore": "fc.weight"}}),
     ("imagenet_resnet_50", {

@@ -105,7 +105,7 @@ def ticking(monkeypatch):
 def test_a_branch_that_starts_after_step_0_reports_its_own_rate(cli, ticking):
     assert cli("train", *TINY)[0] == 0
     code, out, _ = cli("branch", "oneshot", *LOUD, "--strategy=magnitude", "--prune_fraction=0.5",
-                       "--state_step=2ep")
+                       "--state_step=2ep", "--start_step=state")
     assert code == 0
     lines = [m for m in map(LINE.match, out.splitlines()) if m and m[1].startswith("branch_oneshot_")]
     assert [m[2] for m in lines] == ["2ep0it", "3ep0it"]  # starts at iteration 8 of 12: 4 steps here
