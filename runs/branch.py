@@ -234,10 +234,13 @@ def load_mask(directory: Path) -> Optional[Mask]:
 
 def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask, *,
                  start: Optional[Step] = None, training: Optional[TrainingHparams] = None,
-                 hooks: Sequence[Hook] = (), data_order_seed: Optional[int] = None) -> dict:
+                 hooks: Sequence[Hook] = (), data_order_seed: Optional[int] = None,
+                 mask_hook: Optional[Hook] = None) -> dict:
     """Train `model` under `mask` in `out_dir` (mask.pt first, done.json last); skip if done.
     Returns done.json. `hooks` run after the mask's; `data_order_seed` defaults to the trunk's.
-    Under torchrun every rank trains under rank 0's mask."""
+    `mask_hook` replaces the static MaskHook(mask) for a mask that changes during training (the
+    sparse-training branches; mask.pt is then the mask training starts from). Under torchrun
+    every rank trains under rank 0's mask."""
     out_dir = Path(out_dir)
     platform = trunk.platform
     mask = platform.broadcast(mask.to("cpu"))
@@ -247,7 +250,7 @@ def train_masked(trunk: Trunk, out_dir: Path, model: torch.nn.Module, mask: Mask
     if done is None:
         seed = trunk.seeds["data_order"] if data_order_seed is None else data_order_seed
         train(model, training, trunk.loader(True), trunk.loader(False), out_dir, platform=platform,
-              data_order_seed=seed, start=start, hooks=[MaskHook(mask.to(platform.device)), *hooks])
+              data_order_seed=seed, start=start, hooks=[mask_hook or MaskHook(mask.to(platform.device)), *hooks])
         done = platform.on_primary(run_files.finished, out_dir, end)
     return done
 

@@ -55,3 +55,13 @@ class LRSchedule:
         lr = self(iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr
+
+
+@torch.no_grad()
+def reset_state(optimizer: torch.optim.Optimizer, parameter: torch.Tensor, where: torch.Tensor) -> None:
+    """Zero the optimizer's per-weight state of `parameter` (SGD's momentum buffer, Adam's moments)
+    where `where` is True: a weight that starts anew (a regrown connection) carries no history.
+    Per-parameter scalars (Adam's step count) are left as they are."""
+    for value in optimizer.state.get(parameter, {}).values():
+        if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
+            value.masked_fill_(where, 0)

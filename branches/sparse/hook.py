@@ -1,0 +1,120 @@
+"""The mask of a sparse-training branch as a training-loop hook that may change it.
+
+Between changes it is the static mask's hook (training/masking.py): pruned gradients are zeroed
+before each optimizer step (where the optimizer keeps per-weight state) and pruned weights after
+it, so they stay exactly zero. After the optimizer step of an iteration where the method changes
+the mask (`changes_at`), `new_mask` returns the next mask; the weights it revives (new
+connections) start at zero with their optimizer state reset, the weights it removes are zeroed.
+A method that needs the dense gradient (RigL) sets `needs_gradient`: it is copied only before the
+steps that end in a change. The mask and the history of its per-layer counts are the hook's state
+in checkpoint.pt, so a killed run resumes bitwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from platforms.storage import write_json
+from pruning.mask import Mask
+from training.hooks import Hook, TrainState
+from training.masking import keeps_per_weight_state
+from training.optimizers import reset_state
+
+UPDATES = "updates.json"  # {"updates": [[from iteration, {layer: active count}], ...]}
+
+
+class DynamicMaskHook(Hook):
+    key = "sparse_mask"
+    needs_gradient = False
+
+    def __init__(self, mask: Mask, final_dir: Optional[Path] = None):
+        self.final_dir = final_dir  # where on_end writes the final mask and updates.json
+        self.mask: dict[str, torch.Tensor] = {name: tensor.clone() for name, tensor in mask.items()}
+        self.history: list[list] = []  # [[iteration, {layer: active count}], ...]: each mask in use, from when
+        self.gradients: Optional[dict[str, torch.Tensor]] = None
+        self.weights: dict[str, torch.Tensor] = {}
+        self.masked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight, multiplier) of layers with zeros
+        self.zero_grads = True
+
+    # ---- what a method says -----------------------------------------------------------------
+    def changes_at(self, iteration: int) -> bool:
+        """Whether the mask changes after the optimizer step that made `iteration` steps."""
+        return False
+
+    def new_mask(self, state: TrainState) -> dict[str, torch.Tensor]:
+        """The next mask (bool tensors on the weights' device), from the weights after the step,
+        `self.mask` and, where `needs_gradient`, `self.gradients` (the step's dense gradient)."""
+        return self.mask
+
+    # ---- the loop's side --------------------------------------------------------------------
+    def on_start(self, state: TrainState) -> None:
+        parameters = dict(state.model.named_parameters())
+        self.weights = {name: parameters[name] for name in self.mask}
+        self.mask = {name: tensor.to(self.weights[name].device) for name, tensor in self.mask.items()}
+        self._set_multipliers()
+        self._zero_weights()
+        self.zero_grads = keeps_per_weight_state(state.optimizer)
+        if not self.history:
+            self.history = [[state.iteration, self.counts()]]
+
+    def before_optimizer_step(self, state: TrainState) -> None:
+        if self.needs_gradient and self.changes_at(state.iteration + 1):
+            self.gradients = {name: weight.grad.detach().clone() for name, weight in self.weights.items()
+                              if weight.grad is not None}
+        if self.zero_grads:
+            pairs = [(w.grad, m) for w, m in self.masked if w.grad is not None]
+            if pairs:
+                grads, multipliers = zip(*pairs)
+                torch._foreach_mul_(list(grads), list(multipliers))
+
+    def after_optimizer_step(self, state: TrainState) -> None:
+        self._zero_weights()
+        if not self.changes_at(state.iteration):
+            return
+        new = self.new_mask(state)
+        self.gradients = None
+        with torch.no_grad():
+            for name, weight in self.weights.items():
+                revived = new[name] & ~self.mask[name]
+                weight.masked_fill_(revived, 0.0)
+                reset_state(state.optimizer, weight, revived)
+        self.mask = new
+        self._set_multipliers()
+        self._zero_weights()
+        self.history.append([state.iteration, self.counts()])
+
+    def on_end(self, state: TrainState) -> None:
+        if self.final_dir is not None and state.platform.is_primary:
+            write_json({"updates": self.history}, Path(self.final_dir) / UPDATES)
+            self.current().save(self.final_dir)
+
+    def state_dict(self) -> dict:
+        return {"mask": {name: tensor.detach().cpu() for name, tensor in self.mask.items()},
+                "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mask = {name: tensor.clone() for name, tensor in state["mask"].items()}
+        self.history = [list(entry) for entry in state["history"]]
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """The active weights of each layer (one host sync; called only when the mask changes)."""
+        return dict(zip(self.mask, torch.stack([t.count_nonzero().cpu() for t in self.mask.values()]).tolist()))
+
+    def current(self) -> Mask:
+        return Mask({name: tensor.detach().cpu() for name, tensor in self.mask.items()})
+
+    def _set_multipliers(self) -> None:
+        """One multiplier per layer that has inactive weights (a dense layer costs nothing)."""
+        counts = self.counts()
+        self.masked = [(weight, torch.empty_like(weight).copy_(self.mask[name]))
+                       for name, weight in self.weights.items() if counts[name] < weight.numel()]
+
+    @torch.no_grad()
+    def _zero_weights(self) -> None:
+        if self.masked:
+            weights, multipliers = zip(*self.masked)
+            torch._foreach_mul_(list(weights), list(multipliers))
