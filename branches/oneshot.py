@@ -46,7 +46,8 @@ class OneshotHparams(Hparams):
     randomize_layerwise: bool = hparam(False, "shuffle the mask within each layer (keeps per-layer counts)")
     reinitialize: bool = hparam(False, "train freshly initialized weights under the mask")
     seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
-    prune_scope: str = hparam("global", "global | layerwise", choices=SCOPES)
+    prune_scope: str = hparam("global", "global | layerwise | erk (per layer at Erdős–Rényi-Kernel densities)",
+                              choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
         None, "comma-separated weights never pruned (default: none: every conv and linear weight is ranked, "
               "the output layer's too, as in the Missing-the-Mark fork)", is_list=True)

@@ -19,7 +19,7 @@ Group = tuple[str, ...]
 
 
 def make_groups(names: list[str], scope: str) -> list[Group]:
-    """The sets of layers ranked together: one for 'global', one per layer for 'layerwise'."""
+    """The sets of layers ranked together: one for 'global', one per layer for 'layerwise' and 'erk'."""
     check_scope(scope)
     if scope == "global":
         return [tuple(names)] if names else []

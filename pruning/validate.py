@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from foundations.checks import check_fraction
 from foundations.errors import UserError
 
-SCOPES = ("global", "layerwise")
+SCOPES = ("global", "layerwise", "erk")  # erk: per layer, at Erdős–Rényi-Kernel densities (pruning/allocation.py)
 
 
 def check_prune_fraction(fraction: float, flag: str = "prune_fraction") -> None:

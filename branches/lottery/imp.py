@@ -41,7 +41,8 @@ class ImpHparams(Hparams):
     levels: int = hparam(help="pruning levels after the dense trunk (level 0); not hashed: more levels continue "
                               "the same branch", hashed=False)
     pruning_fraction: float = hparam(0.2, "fraction of the remaining weights pruned at each level")
-    prune_scope: str = hparam("global", "rank weights across all layers (global) or within each (layerwise)",
+    prune_scope: str = hparam("global", "rank weights across all layers (global), within each (layerwise), or "
+                                        "within each at Erdős–Rényi-Kernel shares of the survivors (erk)",
                               choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
         None, "comma-separated weights never pruned (default: the model's, e.g. the output layer)", is_list=True)

@@ -97,3 +97,39 @@ def test_an_unknown_allocation_is_one_line():
 
 def test_density_one_keeps_everything():
     assert counts_of(SHAPES, erk_densities(SHAPES, 1.0)) == {name: math.prod(s) for name, s in SHAPES.items()}
+
+
+def test_erk_scope_prunes_each_layer_to_its_erk_share_of_the_survivors():
+    """Scope 'erk' of prune_in_rounds: the layers keep the ERK counts of the overall density, over
+    1 round or 4 (the same end), ranked within each layer by the score (magnitude here)."""
+    from types import SimpleNamespace
+
+    from models import registry
+    from pruning import allocation
+    from pruning.mask import Mask
+    from pruning.rounds import prune_in_rounds
+
+    h = SimpleNamespace(model_name="mnist_lenet_16_8", model_init="kaiming_normal", batchnorm_init="uniform",
+                        bias_init="pytorch", batchnorm_frozen=False, output_frozen=False)
+    model = registry.get(h, (1, 28, 28), 10, 0)
+    shapes = {name: tuple(model.state_dict()[name].shape) for name in model.prunable_layer_names}
+    total = sum(math.prod(shape) for shape in shapes.values())  # 12,544 + 128 + 80
+    kept = total - round(0.9 * total)
+    # by hand: no layer exceeds density 1 here, so eps solves eps * sum_l (out_l + in_l) = the
+    # weights the layers keep at the overall density (each layer's count, as the RigL code sums)
+    density = kept / total
+    ones = sum(math.prod(s) - math.floor((1 - density) * math.prod(s) + 1e-9) for s in shapes.values())
+    eps = ones / sum(sum(shape) for shape in shapes.values())
+    by_hand = {name: math.prod(shape) - math.floor((1 - eps * sum(shape) / math.prod(shape)) * math.prod(shape)
+                                                   + 1e-9) for name, shape in shapes.items()}
+    assert max(eps * sum(shape) / math.prod(shape) for shape in shapes.values()) < 1
+    assert allocation.counts_of(shapes, allocation.erk_densities(shapes, kept / total)) == by_hand
+    for rounds in (1, 4):
+        mask = prune_in_rounds(model, "magnitude", 0.9, rounds, scope="erk")
+        assert {name: int(mask[name].sum()) for name in shapes} == by_hand
+    first = next(iter(shapes))
+    weight = model.state_dict()[first].abs()
+    assert weight[mask[first]].min() >= weight[~mask[first]].max()  # the largest magnitudes kept
+    # a second level prunes only survivors: the mask shrinks, never regrows
+    second = prune_in_rounds(model, "magnitude", 0.5, 1, mask=Mask(dict(mask.items())), scope="erk")
+    assert all(bool((second[n] <= mask[n]).all()) for n in shapes)
