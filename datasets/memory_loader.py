@@ -13,6 +13,7 @@ from datasets.augment import draw_pad_crop_flip, pad_crop_flip
 from datasets.seeds import epoch_order
 from datasets.selection import per_class_indices
 from datasets.shards import Shard
+from foundations.bundles import FIXED_ORDER
 from foundations.errors import UserError
 
 
@@ -38,6 +39,7 @@ class InMemoryLoader:
         augment_padding: int | None = None,
         task: str = "classification",
         pixel_scale: float = 255.0,
+        stored_order: bool = False,
     ) -> None:
         is_images = images.dtype == torch.uint8 and images.ndim == 4
         is_table = images.is_floating_point() and images.ndim == 2 and augment_padding is None
@@ -55,6 +57,7 @@ class InMemoryLoader:
         self.augment_padding = augment_padding
         self.shard = Shard()
         self.pixel_scale = pixel_scale
+        self.stored_order = stored_order  # its rows are already in a fixed order: --data_order=fixed keeps it
         if is_images:
             shape = (1, len(mean), 1, 1)
             self._mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
@@ -85,7 +88,8 @@ class InMemoryLoader:
         """Batches start..len-1 of `epoch`; see the package docstring for the ordering and seeding rules."""
         if not 0 <= start <= len(self):
             raise ValueError(f"start={start} is outside [0, {len(self)}]")
-        order = epoch_order(self.num_examples, order_seed, epoch)
+        order = None if self.stored_order and order_seed == FIXED_ORDER else epoch_order(
+            self.num_examples, order_seed, epoch)
         if order is not None:
             order = order.to(self.device)
         params = None

@@ -18,6 +18,7 @@ Files are read once per process: splits are cached by (name, split, root) and, f
 their device copies by device as well. `clear_cache()` forgets them.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -141,6 +142,18 @@ def input_statistics(entry: DatasetSpec, normalization: str) -> tuple[tuple, tup
     return (0.0,) * channels, (1.0,) * channels, 255.0 if normalization == "unit" else 1.0
 
 
+LEGCNET_SPLIT_SEED = 42  # Helper.py `iris`: np.random.seed(42); np.random.shuffle(data)
+
+
+def _split_table(table: TensorTable, split: str, name: str) -> TensorTable:
+    """The table under --table_split: as declared, or the LEGCNet authors' split of its rows."""
+    if split == "stratified":
+        return table
+    if table.test_fraction is None:
+        raise UserError(f"--table_split={split} splits a table into train and test; {name} has no test split")
+    return dataclasses.replace(table, split="shuffled", split_seed=LEGCNET_SPLIT_SEED, test_statistics="own")
+
+
 def get(
     dataset_hparams: Any,
     train: bool | str,
@@ -174,12 +187,15 @@ def get(
             raise UserError(f"--input_normalization={normalization} is for images; {name} is a table: use dataset "
                             "(standardized features) or raw")
         mean, std, pixel_scale = entry.mean, entry.std, 255.0
-        read = partial(entry.files.read_split, standardize=normalization == "dataset")
+        table = _split_table(entry.files, getattr(h, "table_split", "stratified"), name)
+        read = partial(table.read_split, standardize=normalization == "dataset")
+    elif getattr(h, "table_split", "stratified") != "stratified":
+        raise UserError(f"--table_split is for tables; {name} is not one: drop the flag")
     else:
         mean, std, pixel_scale = input_statistics(entry, normalization)
         read = getattr(entry.files, "read_split", None)
     if not isinstance(entry.files, ImageFolders):
-        table_key = isinstance(entry.files, TensorTable) and normalization  # the features differ, pixels do not
+        table_key = isinstance(entry.files, TensorTable) and (normalization, getattr(h, "table_split", "stratified"))
         cpu = _cached((name, from_train, root, table_key), lambda: read(name, from_train, root, download))
         images, labels = _cached((name, from_train, root, table_key, str(device)),
                                  lambda: (cpu[0].to(device), cpu[1].to(device)))
@@ -195,6 +211,7 @@ def get(
             images, labels, num_classes=entry.num_classes, batch_size=h.batch_size, mean=mean,
             std=std, transformation_seed=seed, augment_padding=entry.pad_crop if augment else None,
             task=entry.task, pixel_scale=pixel_scale,
+            stored_order=getattr(h, "table_split", "stratified") == "legcnet",
         )
 
     samples, classes = _cached((name, from_train, root), lambda: entry.files.list_samples(name, from_train, root))

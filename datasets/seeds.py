@@ -7,6 +7,7 @@ device, the number of workers, or how many batches were consumed before.
 
 import torch
 
+from foundations.bundles import FIXED_ORDER  # --data_order=fixed: one shuffle, the same every epoch
 from foundations.seeds import digest_seed
 
 
@@ -15,8 +16,25 @@ def generator(*parts: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(digest_seed(*parts))
 
 
+
+
+FIXED_ORDER_SEED = 42  # the LEGCNet authors' np.random.seed(42) shuffle of their table
+
+
+def fixed_order(num_examples: int) -> torch.Tensor:
+    """--data_order=fixed: one shuffle of the split, the same every epoch and every replicate, as
+    the LEGCNet authors shuffled their table once (numpy's legacy RandomState(42), whose
+    `permutation` is the order its `shuffle` leaves rows in) and then looped over it in order."""
+    import numpy as np
+
+    return torch.from_numpy(np.random.RandomState(FIXED_ORDER_SEED).permutation(num_examples))
+
+
 def epoch_order(num_examples: int, order_seed: int | None, epoch: int) -> torch.Tensor | None:
-    """The example order of one epoch: None for dataset order, else a permutation of (order_seed, epoch)."""
+    """The example order of one epoch: None for dataset order, the one fixed shuffle for
+    FIXED_ORDER, else a permutation of (order_seed, epoch)."""
     if order_seed is None:
         return None
+    if order_seed == FIXED_ORDER:
+        return fixed_order(num_examples)
     return torch.randperm(num_examples, generator=generator(order_seed, "order", epoch))

@@ -32,6 +32,11 @@ class DatasetHparams(Hparams):
         "dataset", "dataset (each channel by the training images' mean and std; tables standardized) | imagenet "
                    "(ImageNet's statistics, as OpenLTH normalizes CIFAR) | unit (pixels in [0, 1]) | raw (pixel values "
                    "0-255; tables unstandardized)", choices=("dataset", "imagenet", "unit", "raw"))
+    table_split: str = hparam(
+        "stratified", "tables: stratified (a seeded class-stratified hold-out; test rows standardized with the "
+                      "training rows' statistics) | legcnet (the LEGCNet authors': numpy's seed-42 shuffle, the "
+                      "first rows train in that order, the test rows standardized with their own statistics)",
+        choices=("stratified", "legcnet"))
 
     def validate(self) -> None:
         if self.batch_size is not None and self.batch_size <= 0:
@@ -71,6 +76,10 @@ class ModelHparams(Hparams):
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+DATA_ORDERS = ("shuffled", "fixed")
+# The data-order seed --data_order=fixed stands for: the loaders (datasets/seeds.py) read it as "one
+# fixed shuffle of the training split, the same every epoch".
+FIXED_ORDER = 2**63 - 1
 PRECISIONS = ("fp32", "bf16")
 LOSSES = ("cross_entropy", "mse", "softmax_mse", "sigmoid_mse")
 LR_SCHEDULES = ("milestones", "cosine")
@@ -103,6 +112,10 @@ class TrainingHparams(Hparams):
     weight_decay: Optional[float] = hparam(None, "L2 weight decay (decoupled for adamw)")
     data_order_seed: Optional[int] = hparam(None,
                                             "seed for the order of examples (default: derived from the replicate)")
+    data_order: str = hparam("shuffled", "shuffled (a new seeded order every epoch) | fixed (the same order every "
+                                         "epoch: the rows as --table_split=legcnet leaves them, else one shuffle by "
+                                         "numpy's RandomState(42): the LEGCNet authors' loop)",
+                             choices=DATA_ORDERS)
     weight_save_steps: Optional[str] = hparam(
         None, "extra steps at which to save the weights, e.g. 1000it,2ep; observation only, not hashed: asked of a "
               "finished run, they are saved by replaying its training", is_list=True, hashed=False)
@@ -133,6 +146,11 @@ class TrainingHparams(Hparams):
             raise UserError("--milestone_steps belong to --lr_schedule=milestones; the cosine schedule has none")
         if self.final_lr is not None and self.lr_schedule != "cosine":
             raise UserError("--final_lr is where --lr_schedule=cosine ends: add --lr_schedule=cosine or drop it")
+        if self.data_order == "fixed":  # the loaders read the order from the seed
+            if self.data_order_seed not in (None, FIXED_ORDER):
+                raise UserError(f"--data_order_seed={self.data_order_seed} seeds a shuffled order, but --data_order="
+                                f"fixed never shuffles: drop one of the two")
+            self.data_order_seed = FIXED_ORDER
         check_range(self.lr, "lr", "a positive learning rate such as 0.1", low=0.0, low_open=True)
         check_range(self.momentum, "momentum", "a momentum in [0, 1), e.g. 0.9", low=0.0, high=1.0)
         check_range(self.weight_decay, "weight_decay", "a weight decay >= 0, e.g. 1e-4", low=0.0)

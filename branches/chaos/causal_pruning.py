@@ -8,6 +8,13 @@ test statsmodels refuses at some lag (a constant exponent series, or a risk seri
 past fits perfectly: ``InfeasibleTestError``, where the paper's loop skipped the weight) is kept
 or pruned by `on_infeasible` and is left out of the adjustment.
 
+Two details of the authors' gc_tests.ipynb are the defaults. Each lag's p-value is rounded to
+``pvalue_decimals`` (4) before the minimum is taken and compared with alpha (a p of 0.04996 is
+0.05: pruned). And the lags are always 1..maxlag (``lag_rule="authors"``): with n windows
+statsmodels needs n > 3 maxlag + 1, and where there are fewer its call raised, their ``except``
+gave every weight p = 0, and no weight was pruned. ``lag_rule="cap"`` (ours) tests lags
+1..(n - 2) // 3 instead, so the weights are still tested.
+
 The controls have the same counts: `random_control` the same number of pruned weights in every
 layer at random places; `magnitude_control` the smallest |w| of the given weights, the same count
 per layer (``scope="layerwise"``) or the same total over the analysed layers (``"global"``).
@@ -27,6 +34,7 @@ from pruning.select import remove
 FDRS = ("none", "bh")
 INFEASIBLE = ("keep", "prune")
 SCOPES = ("layerwise", "global")
+LAG_RULES = ("authors", "cap")
 # Granger candidates are batched this many entries at a time on the CPU: 2**24 ran ~3x faster on 2
 # cores than the library's default (2**22) for 52 windows and 14 lags.
 CPU_CHUNK_ELEMENTS = 1 << 24
@@ -45,14 +53,32 @@ def usable_maxlag(maxlag: int, n_windows: int) -> int:
     return min(maxlag, largest_lag(n_windows))
 
 
+def lags_tested(maxlag: int, n_windows: int, lag_rule: str) -> int:
+    """The largest lag tested: 0 where the authors' rule tests none (too few windows)."""
+    if lag_rule == "authors":
+        return maxlag if largest_lag(n_windows) >= maxlag else 0
+    return usable_maxlag(maxlag, n_windows)
+
+
+def round_pvalues(pvalues: torch.Tensor, decimals: int) -> torch.Tensor:
+    """`pvalues` rounded to `decimals` places (half to even, as numpy's round); -1 leaves them."""
+    return pvalues if decimals < 0 else pvalues.round(decimals=decimals)
+
+
 def granger_causality(recording: Recording, *, maxlag: int, test: str, alpha: float, fdr: str,
-                      on_infeasible: str, device: torch.device | str = "cpu") -> CausalityTest:
+                      on_infeasible: str, device: torch.device | str = "cpu", lag_rule: str = "cap",
+                      pvalue_decimals: int = -1) -> CausalityTest:
     """The test of every analysed weight (columns of the recording) against the risk."""
-    lags = usable_maxlag(maxlag, recording.risk.shape[0])
+    lags = lags_tested(maxlag, recording.risk.shape[0], lag_rule)
+    count = recording.exponents.shape[1]
+    if lags == 0:  # the authors' statsmodels call raised for every weight: p = 0, all kept
+        zeros = torch.zeros(count, dtype=torch.float64)
+        return CausalityTest(zeros, zeros.clone(), torch.zeros(count, dtype=torch.bool),
+                             torch.zeros(count, dtype=torch.bool), 0)
     causes = recording.exponents.T.contiguous().to(device)
     chunk = CPU_CHUNK_ELEMENTS if causes.device.type == "cpu" else 1 << 22
     result = granger_tests(causes, recording.risk.to(device), lags, max_chunk_elements=chunk)
-    min_p = getattr(result, test).pvalue.amin(dim=1)
+    min_p = round_pvalues(getattr(result, test).pvalue, pvalue_decimals).amin(dim=1)
     infeasible = result.infeasible.any(dim=1)
     adjusted = min_p.masked_fill(infeasible, float("nan"))
     if fdr == "bh" and (~infeasible).any():

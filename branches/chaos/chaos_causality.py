@@ -1,7 +1,9 @@
 """LEGCNet: prune the weights whose chaos does not cause the misclassifications, then retrain.
 
 Sahu, Chadha, Mathur, Nagaraj & Saha, "A Chaos-Causality Approach to Principled Pruning of Dense
-Neural Networks" (arXiv 2308.09955; Chaos Theory and Applications 7, 2025):
+Neural Networks" (arXiv 2308.09955; Chaos Theory and Applications 7, 2025). The flag defaults are
+the clean protocol; the paper's recipes (--default_hparams=iris_sigmoid_6, *_sigmoid_50_30) set what
+the authors' code did (models/recipes.py; docs/chaos-causality.md lists each knob and its effect):
   1. The dense network (the trunk) is trained with its risk split held out: with --risk_split=val
      (default) the trunk is the command's with --validation_fraction=--val_fraction, so the
      risk rows never train it; --risk_split=test is the paper's choice, the test set (which then
@@ -12,15 +14,18 @@ Neural Networks" (arXiv 2308.09955; Chaos Theory and Applications 7, 2025):
      branches/chaos/recorder.py). In windows of --window updates overlapping by --overlap:
      each weight's largest Lyapunov exponent (Rosenstein's method with TISEAN's neighbour rule
      and first-step statistic, on values rounded to --decimals; a window whose range is below
-     1e-5 is static and gets 0), and at each window's end the risk, 1 - accuracy on the risk split.
+     1e-5 is static and gets 0; with --change_points=ischange, as the authors' LE_window.m, so does
+     a window where MATLAB's ischange(x, 'mean') finds a change point), and at each window's end the
+     risk, 1 - accuracy (by --accuracy) on the risk split.
   3. For every analysed weight, Granger: does its exponent series cause the risk series
-     (branches/chaos/causal_pruning.py)? The non-causal weights (min-p >= --alpha) are pruned.
+     (branches/chaos/causal_pruning.py)? The non-causal weights (min-p >= --alpha, p-values rounded
+     to --pvalue_decimals; too few windows for --maxlag: see --lag_rule) are pruned.
   4. The pruned network is trained from the trunk's initialization (legcnet/), for the trunk's
      schedule or until --stop_at_train_accuracy; so are the controls with the same per-layer
      counts: random/ (seeded places) and magnitude/ (smallest |w| at the end of the analysed
      steps), and, with a benchmark, the dense network itself (dense/).
-  5. The table (branches/chaos/table.py): % pruned, test accuracy, macro-F1, epochs
-     and seconds, for dense, LEGCNet, random and magnitude.
+  5. The table (branches/chaos/table.py): % pruned, test accuracy, macro precision, recall and
+     F1, epochs and seconds, and FLOPs per example, for dense, LEGCNet, random and magnitude.
 The branch dir holds exponents.pt, risk.json, pvalues.pt, causality.json, mask.pt and
 sparsity.json, and table.csv / table.json.
 """
@@ -32,18 +37,20 @@ from typing import Optional
 
 import torch
 
+from branches.chaos.accuracy import ACCURACIES, accuracy_of, correct_rule, macro_scores
 from branches.chaos.causal_pruning import (
     FDRS,
     INFEASIBLE,
+    LAG_RULES,
     SCOPES,
     granger_causality,
+    lags_tested,
     magnitude_control,
     mask_pruning,
     random_control,
-    usable_maxlag,
 )
 from branches.chaos.recorder import RECORDS, Recording, TrajectoryRecorder, load_recording
-from branches.chaos.table import HEADER, NetworkResult, macro_f1, pruned_percent, write_table
+from branches.chaos.table import HEADER, NetworkResult, pruned_percent, write_table
 from branches.chaos.train_accuracy_stop import BENCHMARK_FILE, TrainAccuracyBenchmark
 from foundations import paths
 from foundations.errors import UserError
@@ -59,6 +66,7 @@ from pruning.mask import Mask
 from runs import run_files
 from runs.branch import Branch, final_model, load_mask, train_masked
 from runs.trunk import Trunk
+from training.flops import forward_flops
 from training.loop import train
 from training.losses import Loss
 
@@ -67,6 +75,7 @@ SUMMARY = "LEGCNet: prune weights whose Lyapunov exponents do not Granger-cause 
 STATIC_RANGE = 1e-5  # the paper: a window moving less than this has exponent 0
 SMALLEST_GRANGER = 5  # windows: the Granger test at lag 1 needs more than 3 * 1 + 1 points
 RISK_SPLITS = ("val", "test")
+CHANGE_POINTS = ("none", "ischange")
 VAL_FRACTION = 0.1
 
 
@@ -92,11 +101,22 @@ class ChaosHparams(Hparams):
     min_tsep: int = hparam(0, "Theiler window: a neighbour must be more than this many steps away")
     trajectory_len: int = hparam(4, "steps each neighbour pair is followed")
     decimals: int = hparam(6, "round the recorded values to this many decimals first (the paper's files)")
+    change_points: str = hparam("none", "none | ischange (the authors' LE_window.m: a window where MATLAB's "
+                                        "ischange(x,'mean') finds a change point gets exponent 0)",
+                                choices=CHANGE_POINTS)
+    accuracy: str = hparam("argmax", "argmax | authors (sigmoid outputs: exact match of the rounded outputs with the "
+                                     "one-hot label; argmax otherwise): the risk, the benchmark and the table's "
+                                     "test accuracy", choices=ACCURACIES)
     risk_split: str = hparam("val", "where the risk is measured: val (held out of training by --val_fraction) | "
                                     "test (the paper's: leaks the test set into pruning)", choices=RISK_SPLITS)
     val_fraction: float = hparam(VAL_FRACTION,
                                  "with --risk_split=val: the share of the training set held out (stratified)")
-    maxlag: int = hparam(14, "Granger lags 1..maxlag (capped at what the number of windows allows)")
+    maxlag: int = hparam(14, "Granger lags 1..maxlag (see --lag_rule)")
+    lag_rule: str = hparam("cap", "cap (lags capped at what the number of windows allows) | authors (too few windows "
+                                  "for maxlag: their statsmodels call raised and every weight was kept)",
+                           choices=LAG_RULES)
+    pvalue_decimals: int = hparam(-1, "round each lag's p-value to this many decimals before the minimum (the "
+                                      "authors': 4); -1 leaves them exact")
     granger_test: str = hparam("ssr_chi2test", "statsmodels' test whose p-value is used: ssr_chi2test (the paper's) | "
                                                "ssr_ftest | lrtest", choices=TESTS)
     alpha: float = hparam(0.05, "weights whose min-p is at least alpha are non-causal and pruned, in (0, 1)")
@@ -127,6 +147,9 @@ class ChaosHparams(Hparams):
                             f"measures the risk on the test set: drop one of the two")
         if self.maxlag < 1:
             raise UserError(f"--maxlag={self.maxlag} must be at least 1")
+        if not -1 <= self.pvalue_decimals <= 15:
+            raise UserError(f"--pvalue_decimals={self.pvalue_decimals} is outside -1..15: the authors rounded to 4, "
+                            f"-1 keeps the p-values exact")
         if not 0 <= self.decimals <= 15:
             raise UserError(f"--decimals={self.decimals} is outside 0..15: the paper's files had 6")
         if self.stop_at_train_accuracy is not None and not 0 < self.stop_at_train_accuracy <= 1:
@@ -211,6 +234,11 @@ def loss_of(trunk: Trunk) -> Loss:
     return Loss(trunk.desc.training.loss, trunk.info.task, trunk.info.num_classes)
 
 
+def correct_of(branch: Branch):
+    """The per-example rule of --accuracy for this trunk's loss (branches/chaos/accuracy.py)."""
+    return correct_rule(branch.bundles["chaos"].accuracy, loss_of(branch.trunk).name)
+
+
 def record_trajectory(branch: Branch, layers: list[str]) -> Recording:
     """Replay the trunk's training from its initialization with the recorder (analysis/), unless
     that is done; a finished analysis whose recording is damaged is replayed again."""
@@ -226,7 +254,8 @@ def record_trajectory(branch: Branch, layers: list[str]) -> Recording:
         recorder = TrajectoryRecorder(layers, steps=end.iteration, window=h.window, overlap=h.overlap,
                                       record=h.record, risk_loader=trunk.loader(h.risk_split), loss=loss_of(trunk),
                                       lyapunov_options=h.lyapunov_options(), results_dir=branch.dir,
-                                      risk_split=h.risk_split)
+                                      risk_split=h.risk_split, correct=correct_of(branch),
+                                      change_point_guard=h.change_points == "ischange")
         train(trunk.initial_model(), trunk.desc.training, trunk.loader(True), trunk.loader(False), directory,
               platform=platform, data_order_seed=trunk.seeds["data_order"], end=end, hooks=[recorder])
         recording = recorder.result()
@@ -243,17 +272,23 @@ def prune_non_causal(branch: Branch, recording: Recording, layers: list[str]) ->
     """The Granger test of every analysed weight; pvalues.pt, causality.json, then the mask."""
     h, trunk = branch.bundles["chaos"], branch.trunk
     windows = recording.risk.shape[0]
-    if usable_maxlag(h.maxlag, windows) < h.maxlag:
-        run_files.say(f"--maxlag={h.maxlag} is more than {windows} windows allow: "
-                      f"testing lags 1..{largest_lag(windows)}")
+    lags = lags_tested(h.maxlag, windows, h.lag_rule)
+    if lags == 0:
+        run_files.say(f"--maxlag={h.maxlag} is more than {windows} windows allow (statsmodels needs more than "
+                      f"{3 * h.maxlag + 1}); --lag_rule=authors keeps every weight, as their code did "
+                      f"(--lag_rule=cap tests lags 1..{largest_lag(windows)})")
+    elif lags < h.maxlag:
+        run_files.say(f"--maxlag={h.maxlag} is more than {windows} windows allow: testing lags 1..{lags}")
     if bool((recording.risk == recording.risk[0]).all()):
         run_files.say(f"the risk is {recording.risk[0].item():.4f} in every window: no weight can be tested "
                       f"(--on_infeasible={h.on_infeasible} decides them all)")
     test = granger_causality(recording, maxlag=h.maxlag, test=h.granger_test, alpha=h.alpha, fdr=h.fdr,
-                             on_infeasible=h.on_infeasible, device=trunk.platform.device)
+                             on_infeasible=h.on_infeasible, device=trunk.platform.device, lag_rule=h.lag_rule,
+                             pvalue_decimals=h.pvalue_decimals)
     save_torch({"min_p": test.min_p, "adjusted": test.adjusted, "infeasible": test.infeasible,
                 "pruned": test.pruned, "layers": layers}, branch.dir / "pvalues.pt")
     write_json({"windows": windows, "maxlag": test.maxlag, "test": h.granger_test, "alpha": h.alpha, "fdr": h.fdr,
+                "lag_rule": h.lag_rule, "pvalue_decimals": h.pvalue_decimals,
                 "on_infeasible": h.on_infeasible, "analysed": int(test.pruned.numel()),
                 "pruned": int(test.pruned.sum()), "infeasible": int(test.infeasible.sum())},
                branch.dir / "causality.json")
@@ -266,7 +301,7 @@ def retrain(branch: Branch, name: str, mask: Mask) -> dict:
     """Train the trunk's initialization under `mask` in <branch>/<name>/ (timed, and stopped at
     the benchmark if there is one)."""
     trunk = branch.trunk
-    hook = TrainAccuracyBenchmark(branch.bundles["chaos"].stop_at_train_accuracy, loss_of(trunk))
+    hook = TrainAccuracyBenchmark(branch.bundles["chaos"].stop_at_train_accuracy, loss_of(trunk), correct_of(branch))
     return train_masked(trunk, branch.dir / name, trunk.initial_model(), mask, hooks=[hook])
 
 
@@ -289,16 +324,22 @@ def result_of(branch: Branch, label: str, mask: Optional[Mask], run_dir, layers:
     except (OSError, ValueError):  # the trunk itself: timed by its own done.json
         benchmark = {"seconds": done.get("seconds_this_session"), "reached": None}
     reached = benchmark.get("reached") if branch.bundles["chaos"].stop_at_train_accuracy is not None else None
+    model, test = final_model(trunk, run_dir), trunk.loader(False)
+    scores = macro_scores(model, test)
+    example = next(iter(test.batches(0)))[0][0]
+    flops = forward_flops(model, example, None if mask is None else dict(mask.items()))
     return NetworkResult(
         network=label, pruned_analysed_percent=pruned_percent(mask, layers), pruned_all_percent=pruned_percent(mask),
-        test_accuracy=done["metrics"].get("test_accuracy"),
-        macro_f1=macro_f1(final_model(trunk, run_dir), trunk.loader(False)),
+        test_accuracy=accuracy_of(model, test, correct_of(branch)), macro_precision=scores["precision"],
+        macro_recall=scores["recall"], macro_f1=scores["f1"],
         epochs=done["final_iteration"] / trunk.iterations_per_epoch, seconds=benchmark.get("seconds"),
-        benchmark=reached, run=str(run_dir))
+        benchmark=reached, flops=flops, run=str(run_dir))
 
 
 RESULT_COLUMNS = {"% pruned (analysed)": "pruned_analysed_percent", "% pruned (all)": "pruned_all_percent",
-                  "test accuracy": "test_accuracy", "macro-F1": "macro_f1", "epochs": "epochs", "seconds": "seconds"}
+                  "test accuracy": "test_accuracy", "macro-precision": "macro_precision",
+                  "macro-recall": "macro_recall", "macro-F1": "macro_f1", "epochs": "epochs", "seconds": "seconds",
+                  "FLOPs": "flops"}
 
 
 def summary(branch: Branch) -> dict:
@@ -307,7 +348,7 @@ def summary(branch: Branch) -> dict:
     networks = read_json(branch.dir / "table.json")["networks"]
     legcnet = next(n for n in networks if n["network"] == "LEGCNet")
     return {"headline": [["LEGCNet accuracy", legcnet["test_accuracy"]], ["% pruned", legcnet["pruned_all_percent"]]],
-            "results": [[n["network"], {column: n[key] for column, key in RESULT_COLUMNS.items()}]
+            "results": [[n["network"], {column: n.get(key) for column, key in RESULT_COLUMNS.items()}]
                         for n in networks]}
 
 

@@ -6,8 +6,11 @@ or the change that step made to them (``record="updates"``), in float64. Window 
 [S i, S i + W) (S = ``window_stride(W, overlap)``); only whole windows count. When window i closes
 (after step S i + W) the hook takes the largest Lyapunov exponent of every analysed weight over
 the window (``lyapunov.largest_lyapunov`` with the given options) and the misclassification risk
-1 - accuracy of the weights at that step on the risk split, and logs ``risk`` and
-``static_fraction`` (the share of weights whose window was flat) to metrics.jsonl.
+1 - accuracy of the weights at that step on the risk split (by the `correct` rule: the branch's
+--accuracy), and logs ``risk`` and ``static_fraction`` (the share of weights whose window was
+flat, or had a change point) to metrics.jsonl. With ``change_point_guard`` a window where MATLAB's
+``ischange(x, 'mean')`` finds a change point (``lyapunov.change_points``, on the unrounded values)
+gets exponent 0 and counts as degenerate, as the authors' LE_window.m did.
 
 Memory on the device: a (2W, P) ring, where snapshot t is written to rows t mod W and t mod W + W
 so that the last W snapshots in time order are always the rows [c, c + W), c = (t + 1) mod W:
@@ -20,11 +23,13 @@ resumes bitwise. When the run ends the result is written to ``exponents.pt`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
+from branches.chaos.accuracy import accuracy_of
 from lyapunov import largest_lyapunov, window_starts, window_stride
+from lyapunov.change_points import has_change_point
 from platforms.storage import load_torch, read_json, save_torch, write_json
 from training.hooks import Hook, TrainState
 from training.losses import Loss, evaluate
@@ -60,7 +65,9 @@ class TrajectoryRecorder(Hook):
 
     def __init__(self, layers: list[str], *, steps: int, window: int, overlap: float, record: str,
                  risk_loader: Any, loss: Loss, lyapunov_options: dict[str, Any],
-                 results_dir: Optional[Path] = None, risk_split: str = "val"):
+                 results_dir: Optional[Path] = None, risk_split: str = "val",
+                 correct: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+                 change_point_guard: bool = False):
         if record not in RECORDS:
             raise ValueError(f"record must be one of {RECORDS}, got {record!r}")
         self.layers, self.window, self.record = list(layers), window, record
@@ -68,6 +75,7 @@ class TrajectoryRecorder(Hook):
         self.ends = window_end_iterations(steps, window, overlap)
         self.risk_loader, self.loss, self.options = risk_loader, loss, dict(lyapunov_options)
         self.results_dir, self.risk_split = results_dir, risk_split
+        self.correct, self.change_point_guard = correct, change_point_guard
         self.count = 0  # snapshots recorded so far
         self.ring: Optional[torch.Tensor] = None
         self.previous: Optional[torch.Tensor] = None
@@ -144,11 +152,18 @@ class TrajectoryRecorder(Hook):
         series = self.ring[oldest : oldest + self.window].T  # (P, W), in time order: a view
         chunk = CPU_CHUNK_ELEMENTS if series.device.type == "cpu" else None
         result = largest_lyapunov(series, **self.options, max_chunk_elements=chunk, skip_degenerate=True)
-        self.exponents[index] = result.exponent
-        self.degenerate[index] = result.degenerate
-        accuracy = evaluate(state.model, self.risk_loader, self.loss, prefix="risk")["risk_accuracy"]
+        exponent, degenerate = result.exponent, result.degenerate
+        if self.change_point_guard:
+            changed = has_change_point(series)
+            exponent, degenerate = exponent.masked_fill(changed, 0.0), degenerate | changed
+        self.exponents[index] = exponent
+        self.degenerate[index] = degenerate
+        if self.correct is None:
+            accuracy = evaluate(state.model, self.risk_loader, self.loss, prefix="risk")["risk_accuracy"]
+        else:
+            accuracy = accuracy_of(state.model, self.risk_loader, self.correct)
         self.risk[index] = 1.0 - accuracy
-        static = result.degenerate.double().mean().item()
+        static = degenerate.double().mean().item()
         state.log.write(state.iteration, str(state.step), {"risk": 1.0 - accuracy, "static_fraction": static})
 
     def _restore(self, state: dict, device: torch.device) -> None:

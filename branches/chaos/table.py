@@ -1,10 +1,13 @@
 """The chaos-causality table: the dense network, the pruned one and the controls, side by side.
 
-Per network: the share of the analysed weights and of all prunable weights that is pruned, the
-final test accuracy and macro-F1 (scikit-learn's `f1_score(average="macro")` of the final
-weights' predictions on the test split), the epochs trained and their wall-clock seconds (to the
-benchmark with --stop_at_train_accuracy, and whether it was reached). On disk as table.csv (what
-is printed) and table.json (the same values as numbers), rewritten only when they change.
+Per network, the authors' headline columns: the share of the analysed weights and of all
+prunable weights that is pruned, the final test accuracy (by --accuracy: branches/chaos/
+accuracy.py), macro precision, recall and F1 (scikit-learn, arg-max predictions on the test
+split), the epochs trained and their wall-clock seconds (to the benchmark with
+--stop_at_train_accuracy, and whether it was reached), and the forward FLOPs per example of the
+pruned network (training/flops.py: dense FLOPs per layer times the layer's density). On disk as
+table.csv (what is printed) and table.json (the same values as numbers), rewritten only when they
+change.
 """
 
 from __future__ import annotations
@@ -16,14 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import sklearn.metrics
-import torch
-
 from platforms.storage import json_safe, write_text
 from pruning.mask import Mask
 
-HEADER = ["network", "% pruned (analysed)", "% pruned (all)", "test accuracy", "macro-F1", "epochs", "seconds",
-          "benchmark"]
+HEADER = ["network", "% pruned (analysed)", "% pruned (all)", "test accuracy", "macro-precision", "macro-recall",
+          "macro-F1", "epochs", "seconds", "benchmark", "FLOPs"]
 
 
 @dataclass
@@ -32,24 +32,14 @@ class NetworkResult:
     pruned_analysed_percent: float
     pruned_all_percent: float
     test_accuracy: Optional[float]
+    macro_precision: float
+    macro_recall: float
     macro_f1: float
     epochs: float
     seconds: Optional[float]
     benchmark: Optional[bool]  # reached; None without --stop_at_train_accuracy
+    flops: float  # forward FLOPs per example, each layer at its density
     run: str
-
-
-def macro_f1(model: torch.nn.Module, loader) -> float:
-    """Macro-averaged F1 of the model's top-1 predictions over the whole split."""
-    was_training = model.training
-    model.eval()
-    predictions, labels = [], []
-    with torch.no_grad():
-        for x, y in loader.batches(0):
-            predictions.append(model(x).argmax(dim=1).cpu())
-            labels.append(y.cpu())
-    model.train(was_training)
-    return float(sklearn.metrics.f1_score(torch.cat(labels).numpy(), torch.cat(predictions).numpy(), average="macro"))
 
 
 def pruned_percent(mask: Optional[Mask], layers: Optional[list[str]] = None) -> float:
@@ -68,8 +58,9 @@ def cells(result: NetworkResult) -> list[str]:
 
     reached = {None: "-", True: "reached", False: "not reached"}[result.benchmark]
     return [result.network, number(result.pruned_analysed_percent, 2), number(result.pruned_all_percent, 2),
-            number(result.test_accuracy, 4), number(result.macro_f1, 4), number(result.epochs, 2),
-            number(result.seconds, 1), reached]
+            number(result.test_accuracy, 4), number(result.macro_precision, 4), number(result.macro_recall, 4),
+            number(result.macro_f1, 4), number(result.epochs, 2), number(result.seconds, 1), reached,
+            number(result.flops, 0)]
 
 
 def write_table(directory: Path, results: list[NetworkResult]) -> list[list[str]]:

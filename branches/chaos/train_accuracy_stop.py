@@ -3,7 +3,8 @@
 The chaos-causality paper trains its pruned networks until they reach a benchmark accuracy on the
 training set and reports the epochs and seconds that took. At every evaluation (every epoch by
 default, `--eval_every`) this hook measures the accuracy on the whole training split, logs it as
-`train_accuracy`, and at the first evaluation where it is at least the benchmark asks the loop to
+`train_accuracy` (by the branch's --accuracy rule, as the authors' `accuracy()` on the training
+rows), and at the first evaluation where it is at least the benchmark asks the loop to
 stop there (those weights become the final ones; done.json says `stopped_early`). Without a
 benchmark it only times the run. When the run ends it writes benchmark.json: the benchmark,
 whether and at which step it was reached, and the wall-clock seconds of training (evaluations
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+import torch
+
+from branches.chaos.accuracy import accuracy_of
 from platforms.storage import write_json
 from training.hooks import Hook, TrainState
 from training.losses import Loss, evaluate
@@ -26,8 +30,9 @@ BENCHMARK_FILE = "benchmark.json"
 class TrainAccuracyBenchmark(Hook):
     key = "train_accuracy_benchmark"
 
-    def __init__(self, threshold: Optional[float], loss: Loss):
-        self.threshold, self.loss = threshold, loss
+    def __init__(self, threshold: Optional[float], loss: Loss,
+                 correct: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None):
+        self.threshold, self.loss, self.correct = threshold, loss, correct
         self.reached_at: Optional[int] = None
         self.seconds_before = 0.0  # training time of earlier sessions
         self.seconds_to_benchmark: Optional[float] = None
@@ -42,7 +47,10 @@ class TrainAccuracyBenchmark(Hook):
     def at_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
         if self.threshold is None or self.reached_at is not None:
             return
-        accuracy = evaluate(state.model, state.train_loader, self.loss, prefix="benchmark")["benchmark_accuracy"]
+        if self.correct is None:
+            accuracy = evaluate(state.model, state.train_loader, self.loss, prefix="benchmark")["benchmark_accuracy"]
+        else:
+            accuracy = accuracy_of(state.model, state.train_loader, self.correct)
         metrics["train_accuracy"] = accuracy
         if accuracy >= self.threshold:
             self.reached_at, self.seconds_to_benchmark = state.iteration, self.seconds()

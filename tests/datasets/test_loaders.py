@@ -377,3 +377,26 @@ def test_a_table_is_standardized_unless_raw(tmp_path):
     assert raw.images.min() > 0 and raw.images.max() < 8  # iris in centimetres
     with pytest.raises(UserError, match="is a table"):
         datasets.get(hparams("iris", input_normalization="unit"), True, root=tmp_path, device="cpu")
+
+
+def test_the_legcnet_split_is_numpys_seed_42_shuffle_with_its_own_test_statistics(tmp_path):
+    """--table_split=legcnet: the rows in the order np.random.seed(42); np.random.shuffle leaves
+    them, the first 120 train (and --data_order=fixed keeps that order), the last 30 test, each
+    standardized with its own mean and std."""
+    from sklearn.datasets import load_iris
+
+    from foundations.bundles import FIXED_ORDER
+
+    h = hparams("iris", batch_size=1, table_split="legcnet")
+    train = datasets.get(h, True, root=tmp_path, device="cpu")
+    test = datasets.get(h, False, root=tmp_path, device="cpu")
+    x, y = load_iris(return_X_y=True)
+    rows = np.arange(150)
+    np.random.seed(42)
+    np.random.shuffle(rows)
+    assert train.labels.tolist() == y[rows[:120]].tolist() and test.labels.tolist() == y[rows[120:]].tolist()
+    own = (x[rows[120:]] - x[rows[120:]].mean(0)) / x[rows[120:]].std(0)
+    assert np.allclose(test.images.numpy(), own, atol=1e-5)
+    assert [int(label) for _, label in train.batches(0, order_seed=FIXED_ORDER)] == y[rows[:120]].tolist()
+    with pytest.raises(UserError, match="--table_split is for tables"):
+        datasets.get(hparams("mnist", table_split="legcnet"), True, root=tmp_path, device="cpu")
