@@ -57,10 +57,28 @@ class KronBlock:
         """(eigenvalues of G, eigenvectors of G, eigenvalues of A, eigenvectors of A), cached;
         eigenvalues clamped at zero (the factors are PSD up to round-off)."""
         if self._eigen is None:
-            lam_g, u_g = torch.linalg.eigh(self.G)
-            lam_a, u_a = torch.linalg.eigh(self.A)
+            lam_g, u_g = symmetric_eigh(self.G, f"{self.weight}'s output factor G")
+            lam_a, u_a = symmetric_eigh(self.A, f"{self.weight}'s input factor A")
             self._eigen = (lam_g.clamp_min(0), u_g, lam_a.clamp_min(0), u_a)
         return self._eigen
+
+
+def symmetric_eigh(factor: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """eigh of a PSD Kronecker factor, in float64 (raw, unstandardized inputs make A's spectrum
+    span more than float32's LAPACK converges on), with one retry at a jitter of 1e-12 x its
+    largest diagonal entry; the results in the factor's dtype. A UserError if it still fails."""
+    m = factor.double()
+    m = (m + m.T) / 2
+    try:
+        lam, u = torch.linalg.eigh(m)
+    except torch.linalg.LinAlgError:
+        jitter = 1e-12 * m.diagonal().abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+        try:
+            lam, u = torch.linalg.eigh(m + jitter * torch.eye(m.shape[0], dtype=m.dtype, device=m.device))
+        except torch.linalg.LinAlgError:
+            raise UserError(f"the eigendecomposition of {what} failed (ill-conditioned): standardize the inputs "
+                            "(--input_normalization=dataset) or use a diagonal --curvature") from None
+    return lam.to(factor.dtype), u.to(factor.dtype)
 
 
 @dataclass

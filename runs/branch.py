@@ -61,7 +61,11 @@ class Branch:
 
     @property
     def hash(self) -> str:
-        return hash_bundles(self.bundles, extra=self.trunk.desc.hash)
+        """The bundles' digest with the parent's hash (and the module's DEFAULTS_VERSION, where it
+        has one: see runs/registry.py)."""
+        version = getattr(self.module, "DEFAULTS_VERSION", None)
+        extra = self.trunk.desc.hash if version is None else f"{self.trunk.desc.hash}|defaults {version}"
+        return hash_bundles(self.bundles, extra=extra)
 
     @property
     def dir(self) -> Path:

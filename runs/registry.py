@@ -15,6 +15,9 @@ and, where it needs them,
     summary(branch)      what its finished marker shows the reading commands: "headline", [[label, number], ...]
                          in `runs` and `tree` (a barrier, an orderedness), and "metrics"/"final_step" where
                          its result is not a training run's
+    DEFAULTS_VERSION     a string in the hash beside the trunk's: bump it when a default of the branch's
+                         flags changes meaning, so runs under the new defaults get new directories (a field at
+                         its default is left out of the hash, and an old directory would otherwise collide)
     cells(branch, options), merge_options(branch, stored, requested)
                          the results an unhashed "how far" option asks for (IMP's levels, spam's cells) and
                          how requests combine: the marker keeps their union, so results never shrink

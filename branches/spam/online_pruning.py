@@ -1,17 +1,20 @@
 """Online SpaM pruning (Dhahri et al., 2024): prune by the posterior during marginal-likelihood training.
 
-At every marginal-likelihood update of SpaM training (branches/spam/prior_training.py), the weights are
-pruned by OPD (theta^2 * P_ii) or by the posterior precision alone (P_ii) to the scheduled sparsity
+At the marginal-likelihood updates of SpaM training (branches/spam/prior_training.py) that fall
+at the end of every --prune_interval-th epoch (or of epoch E - 1), the weights are pruned by OPD
+(theta^2 * P_ii) or by the posterior precision alone (P_ii) to the scheduled sparsity
 
     s(e) = s0 + (s_final - s0) * min(1, floor(e / interval) / floor(E / interval))
 
-after epoch e of E, a staircase from --initial_sparsity to --final_sparsity in steps every
---prune_interval epochs, over the considered weights ranked globally. With the persistent mask
-(the default) pruned weights stay exactly zero between events (gradients zeroed before each step,
-weights after it) and are left out of the Laplace posterior; with --dynamic_mask they are zeroed
-at the event only and may regrow, as in the authors' code. By default the pruning follows the
-update (scores from the updated prior); --prune_before_update scores with the prior and curvature
-of the fit, before the Adam steps on the prior, as the authors' code orders it.
+after epoch e of E, a staircase from --initial_sparsity to --final_sparsity, over the considered
+weights ranked globally. The defaults are the authors' (marglikopt_sp_new.py, train_cfg_online.py):
+the pruning sits between the Laplace fit and the prior's Adam steps (scores from the fit's prior
+and curvature), the curvature is the GGN (`--curvature=diag_ggn`), and the mask is dynamic: pruned
+weights are zeroed at the event only and may regrow until the next one. The variants:
+--prune_every_update prunes at every update (every --marglik_frequency epochs);
+--dynamic_mask=false keeps a persistent mask (pruned weights stay exactly zero between events,
+gradients zeroed before each step, weights after it, and are left out of the Laplace posterior);
+--prune_before_update=false prunes after the Adam steps, with the updated prior.
 
 The mask is part of checkpoint.pt; the run's final mask is its mask.pt and sparsity.json. Each
 event logs `target_sparsity` and `pruned_sparsity`, every evaluation `sparsity` (the exact zeros
@@ -25,7 +28,7 @@ from typing import Optional
 
 import torch
 
-from bayes import Curvature, opd_scores, posterior_precision_diagonal
+from bayes import STRUCTURES, Curvature, opd_scores, posterior_precision_diagonal
 from branches.spam.prior_training import SpamHook, SpamHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
@@ -38,6 +41,15 @@ CRITERIA = ("opd", "post_only")
 
 
 @dataclass
+class OnlineSpamHparams(SpamHparams):
+    """SpaM training of spam-online: the authors' online code fits the GGN (AsdlGGN), not the EF."""
+
+    curvature: str = hparam("diag_ggn", "diag_ggn (exact diagonal GGN: the authors' online backend) | diag_ef "
+                                        "(diagonal empirical Fisher) | kfac (GGN Kronecker factors)",
+                            choices=STRUCTURES)
+
+
+@dataclass
 class OnlineHparams(Hparams):
     _name = "Online Pruning Hyperparameters"
     _description = "When and how far SpaM training prunes itself."
@@ -47,13 +59,16 @@ class OnlineHparams(Hparams):
     prune_interval: int = hparam(10, "epochs between steps of the sparsity staircase")
     criterion: str = hparam("opd", "opd (theta^2 * posterior precision) | post_only (posterior precision)",
                             choices=CRITERIA)
-    dynamic_mask: bool = hparam(False, "let pruned weights regrow between events (the authors' code); default: "
-                                       "the persistent mask keeps them at zero")
-    prune_before_update: bool = hparam(False, "prune between the curvature fit and the prior's Adam steps (the "
-                                              "authors' code) instead of after the update")
+    prune_every_update: bool = hparam(False, "prune at every marginal-likelihood update; default: only at those "
+                                             "ending an epoch that is a multiple of --prune_interval (or E - 1), "
+                                             "as the authors")
+    dynamic_mask: bool = hparam(True, "let pruned weights regrow between events (the authors' code); false: a "
+                                      "persistent mask keeps them at zero and out of the posterior")
+    prune_before_update: bool = hparam(True, "prune between the curvature fit and the prior's Adam steps (the "
+                                             "authors' code); false: after the update, with the updated prior")
     prune_layers_to_ignore: Optional[str] = hparam(None, "comma-separated weights never pruned (default: none)",
                                                    is_list=True)
-    ece_bins: int = hparam(15, "equal-width confidence bins of the ECE (the authors' code used 10)")
+    ece_bins: int = hparam(10, "equal-width confidence bins of the ECE (10: the authors' code)")
     map_prior_precision: Optional[float] = hparam(None, "scalar prior precision of the MAP trunk's Laplace "
                                                         "(default: N x its weight decay)")
     seed: Optional[int] = hparam(None, "seed of the random control (default: derived from the replicate)")
@@ -70,6 +85,12 @@ class OnlineHparams(Hparams):
             raise UserError(f"--prune_interval={self.prune_interval} must be at least 1 epoch")
         if self.ece_bins is not None and self.ece_bins < 1:
             raise UserError(f"--ece_bins={self.ece_bins} must be at least 1")
+
+
+def prunes_at(epoch: int, total_epochs: int, interval: int, every_update: bool) -> bool:
+    """Whether the marginal-likelihood update at the end of `epoch` prunes: at every update, or
+    (the authors') at multiples of the interval and at epoch E - 1."""
+    return every_update or epoch % interval == 0 or epoch == total_epochs - 1
 
 
 def scheduled_sparsity(epoch: int, total_epochs: int, initial: float, final: float, interval: int) -> float:
@@ -128,6 +149,8 @@ class OnlinePruningHook(SpamHook):
 
     def prune(self, state: TrainState, curvature: Curvature) -> None:
         epoch = state.iteration // state.iterations_per_epoch
+        if not prunes_at(epoch, self.total_epochs, self.online.prune_interval, self.online.prune_every_update):
+            return
         target = scheduled_sparsity(epoch, self.total_epochs, self.online.initial_sparsity,
                                     self.online.final_sparsity, self.online.prune_interval)
         score = opd_scores if self.online.criterion == "opd" else posterior_precision_diagonal

@@ -62,7 +62,7 @@ class SpamHparams(Hparams):
     _name = "SpaM Training Hyperparameters"
     _description = "The learned prior that replaces weight decay, and how the marginal likelihood tunes it."
 
-    prior: str = hparam("layer", "scalar | layer (one per parameter tensor) | parameter (one per weight) | unit "
+    prior: str = hparam("parameter", "scalar | layer (one per parameter tensor) | parameter (one per weight) | unit "
                                  "(per weight matrix, out-unit times in-unit precisions)", choices=PRIOR_KINDS)
     curvature: str = hparam("diag_ef", "diag_ef (diagonal empirical Fisher: the authors' DiagLaplace backend) | "
                                        "diag_ggn (exact diagonal GGN) | kfac (GGN Kronecker factors)",

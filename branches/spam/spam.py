@@ -7,8 +7,10 @@ Dhahri et al. (2024), "Shaving Weights with Occam's Razor", main experiments:
   2. MAP, the comparison (map/): the trunk itself, with a Laplace at its final weights under the
      fixed scalar prior its weight decay stands for.
   3. For both, each --criteria (OPD and its controls: magnitude, random, ...) and each
-     --sparsities: prune the final weights globally and evaluate without retraining (cells/);
-     --finetune_steps also fine-tunes each pruned network under its mask (finetune/).
+     --sparsities: prune the final weights globally (unstructured: the authors' percentile over
+     every parameter, or --ranking=exact) and evaluate without retraining (cells/); neurons and
+     filters are then fine-tuned under their mask, as the authors' code always does, and any
+     structure with --finetune_steps (finetune/).
   4. One table: rows sparsity, columns network x criterion (table.csv; every metric in table.json).
      --sparsities and --criteria are not hashed and only ever add: table.csv, table.json and the
      finished marker keep every cell evaluated so far; a rerun prints the cells it asks for.
@@ -32,6 +34,9 @@ from runs.branch import Branch
 
 NAME = "spam"
 SUMMARY = "SpaM: learn the prior by marginal likelihood, then prune SpaM and the MAP trunk post hoc (OPD, controls)"
+# 2: the SpaM authors' setup became the defaults (issue 17: parameter prior, 10 ECE bins, percentile
+# ranking, structured fine-tuning; online: GGN, pruning every update interval with regrowth).
+DEFAULTS_VERSION = "2"
 BUNDLES = {"spam": SpamHparams, "sweep": SweepHparams}
 
 
@@ -62,7 +67,7 @@ def run(branch: Branch) -> list[list[str]]:
     records = sweep(branch).run([spam, map_])
     structure = branch.bundles["sweep"].structure
     header, rows = tabulate(records, structure)
-    tuned = " (+ft: after fine-tuning)" if branch.bundles["sweep"].finetune_steps is not None else ""
+    tuned = " (+ft: after fine-tuning)" if any("finetuned" in r for r in records) else ""
     print(f"post-hoc pruning, test accuracy without retraining{tuned}:")
     print_table(header, rows)
     trunk.platform.on_primary(write_whole_table, branch.dir, structure, records)

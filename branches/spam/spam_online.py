@@ -1,9 +1,10 @@
 """SpaM online: prune during marginal-likelihood training, following a sparsity staircase.
 
 Dhahri et al. (2024), online pruning: SpaM training from the trunk's initialization and data
-order (see the spam branch) that, right after each marginal-likelihood update, prunes the current
-weights by OPD (or the posterior precision alone) to s(e) = s0 + (s_final - s0) * min(1,
-floor(e / interval) / floor(E / interval)) (branches/spam/online_pruning.py). One run gives the
+order (see the spam branch) that, every --prune_interval epochs, between the Laplace fit and the
+prior's update, prunes the current weights by OPD (or the posterior precision alone) to
+s(e) = s0 + (s_final - s0) * min(1, floor(e / interval) / floor(E / interval)), letting them
+regrow until the next event, as the authors' code (branches/spam/online_pruning.py). One run gives the
 accuracy-vs-sparsity trajectory (trajectory.csv, from metrics.jsonl); it ends with the evaluation
 table at its final sparsity, beside the MAP trunk pruned post hoc to the same sparsity by OPD and
 by the controls (magnitude, random), none retrained.
@@ -12,9 +13,8 @@ by the controls (magnitude, random), none retrained.
 from __future__ import annotations
 
 from branches.spam.map_laplace import final_weights, map_network
-from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, scheduled_sparsity
+from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, OnlineSpamHparams, scheduled_sparsity
 from branches.spam.prior_training import (
-    SpamHparams,
     check_prior_updates,
     likelihood_of,
     spam_training,
@@ -40,8 +40,11 @@ from runs.branch import Branch
 from training.metrics import read_records
 
 NAME = "spam-online"
-SUMMARY = "SpaM that prunes itself by OPD at each marginal-likelihood update, up a sparsity staircase"
-BUNDLES = {"spam": SpamHparams, "online": OnlineHparams}
+SUMMARY = "SpaM that prunes itself by OPD every --prune_interval epochs as it trains, up a sparsity staircase"
+# 2: the SpaM authors' setup became the defaults (issue 17: parameter prior, 10 ECE bins, percentile
+# ranking, structured fine-tuning; online: GGN, pruning every update interval with regrowth).
+DEFAULTS_VERSION = "2"
+BUNDLES = {"spam": OnlineSpamHparams, "online": OnlineHparams}
 CONTROLS = ("opd", "magnitude", "random")
 TRAJECTORY_HEADER = ["epoch", "sparsity", "test accuracy"]
 
@@ -65,7 +68,8 @@ def control_sweep(branch: Branch) -> Sweep:
     """The post-hoc evaluation at the final sparsity (the MAP trunk's columns)."""
     h = branch.bundles["online"]
     sweep_h = SweepHparams(criteria=",".join(CONTROLS), prune_layers_to_ignore=h.prune_layers_to_ignore,
-                           ece_bins=h.ece_bins, map_prior_precision=h.map_prior_precision)
+                           ece_bins=h.ece_bins, map_prior_precision=h.map_prior_precision,
+                           ranking="exact")  # the weights, as the online pruning ranks them
     percent = float(f"{100 * h.final_sparsity:g}")  # as the cells were always named: 29, not 28.999999999999996
     return Sweep(branch.trunk, branch.dir, sweep_h, branch.seed(), ignored(branch), sparsities=[percent])
 

@@ -7,13 +7,17 @@ criterion turns them into a score per prunable weight (higher = kept):
   any --strategy of oneshot: random, magnitude, snipN, graspN (pruned highest first, as published),
              graspabsN, synflow
 and a structure turns scores into a mask:
-  unstructured   remove exactly round(s x weights) of the considered weights, ranked globally
+  unstructured   --ranking=percentile (the authors'): every parameter ranked together, OPD and
+                 post_only cut strictly below the s-th percentile, the others floor(s x n);
+                 --ranking=exact: exactly round(s x weights) of the conv and linear weights
+                 (branches/spam/ranking.py)
   neurons|filters  remove round(s x units) of every considered non-output layer, units ranked by
                  their summed scores; the zero units are then physically removed and the
                  parameters and FLOPs of what is left are counted (pruning/compact.py)
   N:M            keep the N highest of every M consecutive inputs of each row (sparsity 1 - N/M)
 The pruned network is evaluated on the test set without retraining (accuracy, NLL, Brier, ECE),
-and, with --finetune_steps, after fine-tuning under its mask in its own resumable run dir.
+and, when fine-tuned (structured cells by default, as the authors; branches/spam/finetune.py),
+after fine-tuning under its mask in its own resumable run dir.
 
 Every evaluated cell is a JSON file under cells/ and is computed once: the sweep's sparsities and
 criteria are not part of the branch hash, so asking for more of them evaluates only the new cells.
@@ -31,12 +35,13 @@ import torch
 from torch import nn
 
 from branches.spam.calibration import evaluate_calibration
+from branches.spam.finetune import Plan, finetune_plan
+from branches.spam.ranking import RANKINGS, dense_mask, ranked_mask
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
-from foundations.step import Step
 from platforms.storage import read_json, write_json
-from pruning import ScoringData, prune, scores
+from pruning import ScoringData, scores
 from pruning.compact import compact, size_of
 from pruning.mask import Mask
 from pruning.nm import PATTERN, check_divisible, nm_mask, parse_pattern
@@ -68,16 +73,22 @@ class SweepHparams(Hparams):
                                                    "synflow", is_list=True, hashed=False)
     structure: str = hparam("unstructured", "unstructured | neurons | filters (whole units per layer, then "
                                             "removed and counted) | N:M, e.g. 2:4")
-    finetune_steps: Optional[str] = hparam(None, "fine-tune each pruned network under its mask this long, e.g. 2ep "
-                                                 "(default: no fine-tuning)")
-    finetune_lr: Optional[float] = hparam(None, "constant learning rate of the fine-tuning (default: 0.1 x --lr, "
-                                                "as the authors)")
+    ranking: str = hparam("percentile", "unstructured: percentile (the authors': every parameter, biases too; "
+                                        "opd and post_only cut below the s-th percentile, the others floor(s x n)) "
+                                        "| exact (conv and linear weights only, exactly round(s x n))",
+                          choices=RANKINGS)
+    finetune_steps: Optional[str] = hparam(None, "fine-tune each pruned network under its mask this long, e.g. 2ep; "
+                                                 "0ep: never (default, as the authors: neurons and filters 10ep, "
+                                                 "ResNets 5ep; unstructured and N:M none)")
+    finetune_lr: Optional[float] = hparam(None, "constant learning rate of the fine-tuning (default, as the "
+                                                "authors: neurons and filters opd/post_only lr x 1e-3, other "
+                                                "criteria lr x 1e-4, ResNets 10x both; unstructured 0.1 x lr)")
     prune_layers_to_ignore: Optional[str] = hparam(None, "comma-separated weights never pruned (default: none)",
                                                    is_list=True)
     map_prior_precision: Optional[float] = hparam(None, "scalar prior precision of the MAP trunk's Laplace "
                                                         "(default: N x its weight decay, the prior it trained "
                                                         "under; 0 without weight decay)")
-    ece_bins: int = hparam(15, "equal-width confidence bins of the ECE (the authors' code used 10)")
+    ece_bins: int = hparam(10, "equal-width confidence bins of the ECE (10: the authors' code)")
     seed: Optional[int] = hparam(None, "seed of the random criterion and of scoring examples (default: derived "
                                        "from the replicate)")
 
@@ -149,9 +160,9 @@ def prunes_highest(criterion: str) -> bool:
     return re.fullmatch(r"grasp\d+", criterion) is not None
 
 
-def finetune_training(training: TrainingHparams, steps: str, lr: Optional[float]) -> TrainingHparams:
-    """The trunk's optimizer and weight decay at a constant learning rate (default 0.1 x lr) for `steps`."""
-    return training.replace(training_steps=steps, lr=lr if lr is not None else 0.1 * training.lr,
+def finetune_training(training: TrainingHparams, plan: Plan) -> TrainingHparams:
+    """The trunk's optimizer and weight decay at the plan's constant learning rate, for its steps."""
+    return training.replace(training_steps=plan.steps, lr=plan.lr,
                             lr_schedule="milestones", milestone_steps=None, gamma=None, warmup_steps=None,
                             final_lr=None, weight_save_steps=None)
 
@@ -212,17 +223,30 @@ class Sweep:
 
     def check(self, model: nn.Module) -> None:
         """Refuse, before anything is trained, a structure the model cannot take."""
-        dense = Mask.ones_like(model)
+        dense = Mask.ones_like(model)  # the weights: what the unit and N:M structures prune
         if self.h.is_nm:
             names = [n for n in dense.keys() if n not in self.ignore]
             check_divisible({name: dense[name].shape for name in names}, parse_pattern(self.h.structure)[1])
         elif self.h.structure in UNIT_STRUCTURES:
             unit_layers(dense, self.h.structure, model.output_layer_names, self.ignore)
-        if self.h.finetune_steps is not None:
-            Step.parse(self.h.finetune_steps, self.trunk.iterations_per_epoch, "finetune_steps")
+        for criterion in criterion_names(self.h.criteria):
+            self.finetune_plan(criterion)  # a UserError for a bad --finetune_steps
+
+    @property
+    def ranking(self) -> str:
+        """What an unstructured cell ranks (branches/spam/ranking.py); the structures rank weights."""
+        return self.h.ranking if self.h.structure == "unstructured" else "exact"
+
+    def dense(self, model: nn.Module) -> Mask:
+        return dense_mask(model, self.ranking)
+
+    def finetune_plan(self, criterion: str) -> Optional[Plan]:
+        training = self.trunk.desc.training
+        return finetune_plan(self.h.structure, criterion, self.trunk.desc.model.model_name, training.lr,
+                             self.h.finetune_steps, self.h.finetune_lr, self.trunk.iterations_per_epoch)
 
     def mask(self, swept: Swept, criterion: str, sparsity: float) -> Mask:
-        dense = Mask.ones_like(swept.model)
+        dense = self.dense(swept.model)
         scored = swept.scores(criterion, dense, self.data)
         highest = prunes_highest(criterion)
         if self.h.is_nm:
@@ -232,7 +256,7 @@ class Sweep:
         if self.h.structure in UNIT_STRUCTURES:
             names = unit_layers(dense, self.h.structure, swept.model.output_layer_names, self.ignore)
             return prune_units_by_scores(scored, dense, sparsity / 100, names, highest=highest)
-        return prune(scored, dense, sparsity / 100, scope="global", highest=highest, layers_to_ignore=self.ignore)
+        return ranked_mask(scored, dense, sparsity, criterion, self.h.ranking, self.ignore, highest=highest)
 
     # ---- cells -----------------------------------------------------------------------------
     def cell_path(self, label: str, criterion: Optional[str], sparsity: Optional[float]) -> Path:
@@ -257,32 +281,36 @@ class Sweep:
         record = read_record(path)
         if record is None:
             record = {"model": swept.label, "criterion": None, "sparsity": 0.0,
-                      **self.evaluate(swept.model, Mask.ones_like(swept.model))}
+                      **self.evaluate(swept.model, self.dense(swept.model))}
             self.trunk.platform.on_primary(write_json, record, path)
         return record
 
     def cell(self, swept: Swept, criterion: str, sparsity: float) -> dict:
+        """One cell, evaluated once; a stored cell that lacks the fine-tuning its plan asks for is
+        fine-tuned (the pruning is deterministic, so the same mask is drawn again)."""
         path = self.cell_path(swept.label, criterion, sparsity)
         record = read_record(path)
-        if record is None:
+        plan = self.finetune_plan(criterion)
+        if record is None or (plan is not None and "finetuned" not in record):
             mask = self.mask(swept, criterion, sparsity).to("cpu")
             pruned = masked_copy(swept.model, mask)
             record = {"model": swept.label, "criterion": criterion, "sparsity": sparsity,
                       **self.evaluate(pruned, mask)}
-            if self.h.finetune_steps is not None:
-                record["finetuned"] = self.finetune(pruned, mask, path.stem)
+            if plan is not None:
+                record["finetuned"] = self.finetune(pruned, mask, path.stem, plan)
             self.trunk.platform.on_primary(write_json, record, path)
         return record
 
-    def finetune(self, pruned: nn.Module, mask: Mask, name: str) -> dict:
+    def finetune(self, pruned: nn.Module, mask: Mask, name: str, plan: Plan) -> dict:
         """Fine-tune under the mask in finetune/<name>/ (a resumable run dir); its test metrics."""
         directory = self.dir / "finetune" / name
-        training = finetune_training(self.trunk.desc.training, self.h.finetune_steps, self.h.finetune_lr)
+        training = finetune_training(self.trunk.desc.training, plan)
         done = train_masked(self.trunk, directory, pruned, mask, training=training)
         final = run_files.final_step_of(done, self.trunk.iterations_per_epoch)
         tuned = copy.deepcopy(pruned)
         tuned.load_state_dict(checkpoint.load_model_state(directory / checkpoint.model_filename(final)))
-        return {**evaluate_calibration(tuned, self.trunk.loader(False), self.h.ece_bins), "run": str(directory)}
+        return {**evaluate_calibration(tuned, self.trunk.loader(False), self.h.ece_bins), "run": str(directory),
+                "steps": plan.steps, "lr": plan.lr}
 
     # ---- the table -------------------------------------------------------------------------
     def run(self, networks: list[Swept]) -> list[dict]:

@@ -224,3 +224,17 @@ def test_bad_inputs_are_user_errors():
         fit_curvature(model, [(x, y.to(DT))], "regression")
     with pytest.raises(UserError, match="empty"):
         fit_curvature(model, [])
+
+
+def test_kron_factors_of_raw_features_decompose_in_float64_and_a_hopeless_one_is_one_line():
+    from bayes.curvature import symmetric_eigh
+    from foundations.errors import UserError
+
+    # the breast cancer table unstandardized: feature scales from 1e-3 to 4e3, A's spectrum spans ~1e13
+    x = torch.randn(500, 30, generator=torch.Generator().manual_seed(0)) * torch.logspace(-3, 3.6, 30)
+    a = (x.T @ x / 500).float()
+    lam, u = symmetric_eigh(a, "A")
+    assert lam.dtype == torch.float32 and u.dtype == torch.float32
+    assert ((u * lam) @ u.T - a).abs().max() <= 1e-6 * a.abs().max()  # reconstructs A
+    with pytest.raises(UserError, match="ill-conditioned.*input_normalization=dataset"):
+        symmetric_eigh(torch.full((3, 3), float("nan")), "A")

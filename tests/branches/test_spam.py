@@ -23,6 +23,7 @@ from tests.conftest import TINY
 
 FAST = [*TINY, "--marglik_frequency=1", "--hyper_steps=10"]
 SWEEP = ["--criteria=opd,post_only,magnitude,random", "--sparsities=25,50,90"]
+EXACT = [*SWEEP, "--ranking=exact"]
 
 
 def cell(path: Path, name: str) -> dict:
@@ -37,9 +38,9 @@ def stamps(path: Path) -> dict[str, int]:
 
 
 def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):
-    code, out, err = cli("branch", "spam", *FAST, *SWEEP)
+    code, out, err = cli("branch", "spam", *FAST, *EXACT)
     assert code == 0, err
-    path = location(cli, "branch", "spam", *FAST, *SWEEP)
+    path = location(cli, "branch", "spam", *FAST, *EXACT)
     rows = list(csv.reader((path / "table.csv").open()))
     assert rows[0] == ["sparsity %", *[f"{m}/{c}" for m in ("spam", "map")
                                        for c in ("opd", "post_only", "magnitude", "random")]]
@@ -55,7 +56,7 @@ def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):
     headline = json.loads((path / "branch_done.json").read_text())["headline"]  # what `runs` and `tree` show
     assert headline == [["sparsity %", 90], ["spam opd", at_90["spam"]], ["map opd", at_90["map"]]]
     # the MAP comparison by hand: a Laplace at the trunk's final weights, prior N * wd = 256 * 1e-4
-    trunk = trunk_of(cli, dataset_root, [*FAST, *SWEEP])
+    trunk = trunk_of(cli, dataset_root, [*FAST, *EXACT])
     model = trunk.model_at(trunk.end_step)
     assert json.loads((path / "map" / "laplace.json").read_text())["prior_precision"] == pytest.approx(0.0256)
     curvature = fit_curvature(model, trunk.loader(True).batches(0), "classification", "diag_ef")
@@ -67,17 +68,17 @@ def test_the_sweep_table_cells_and_the_map_laplace_by_hand(cli, dataset_root):
     weights = dict(model.named_parameters())
     opd = {n: weights[n].detach().square() * posterior[n] for n in model.prunable_layer_names}
     mask = prune(opd, Mask.ones_like(model), 0.5)
-    by_hand = evaluate_calibration(masked_copy(model, mask), trunk.loader(False), bins=15)
+    by_hand = evaluate_calibration(masked_copy(model, mask), trunk.loader(False), bins=10)
     recorded = cell(path, "map_opd_50")
     assert {k: recorded[k] for k in by_hand} == pytest.approx(by_hand, abs=1e-12)
     assert recorded["accuracy"] > cell(path, "map_random_90")["accuracy"]  # the control does worse
 
     # a rerun trains and evaluates nothing and prints the same table
     before = stamps(path)
-    assert cli("branch", "spam", *FAST, *SWEEP)[1] == out
+    assert cli("branch", "spam", *FAST, *EXACT)[1] == out
     assert stamps(path) == before
     # more sparsities extend the same branch: only the new cells are evaluated
-    wider = ["--criteria=opd,magnitude", "--sparsities=25,50,75"]
+    wider = ["--criteria=opd,magnitude", "--sparsities=25,50,75", "--ranking=exact"]
     assert location(cli, "branch", "spam", *FAST, *wider) == path
     assert cli("branch", "spam", *FAST, *wider)[0] == 0
     changed = {p for p, t in stamps(path).items() if before.get(p) != t}
@@ -104,7 +105,9 @@ def test_neurons_are_removed_counted_and_fine_tuned_under_their_masks(cli):
     assert "spam/opd+ft" in out and "params" in out and "(+ft: after fine-tuning)" in out
     lrs = [json.loads(line)["value"] for line in (tuned / "metrics.jsonl").read_text().splitlines()
            if json.loads(line)["name"] == "lr"]
-    assert lrs == pytest.approx([0.01, 0.01])  # 0.1 x the trunk's lr, constant
+    assert lrs == pytest.approx([1e-4, 1e-4])  # the authors': opd at 1e-3 x the trunk's lr 0.1, constant
+    assert record["finetuned"]["lr"] == pytest.approx(1e-4) and record["finetuned"]["steps"] == "1ep"
+    assert cell(path, "spam_random_50")["finetuned"]["lr"] == pytest.approx(1e-5)  # baselines: 1e-4 x lr
 
 
 def test_the_published_data_driven_criteria_prune_too(cli):
@@ -150,15 +153,20 @@ def test_bad_spam_flags_are_one_clear_line(cli, flags, needles):
 
 
 def test_branch_hashes_are_stable(cli):
-    """Pinned: they name run dirs on users' disks (the sweep's sparsities and criteria are not hashed)."""
-    assert location(cli, "branch", "spam", *TINY).name == "branch_spam_9e2fcb848153483c226b"
-    assert location(cli, "branch", "spam", *TINY, "--prior=layer", "--sparsities=10").name == \
-        "branch_spam_9e2fcb848153483c226b"
+    """Pinned: they name run dirs on users' disks (the sweep's sparsities and criteria are not hashed).
+    All changed with the authors' defaults (DEFAULTS_VERSION 2: was 9e2fcb84... for the plain command),
+    so no directory made under the old defaults is found under the new ones."""
+    assert location(cli, "branch", "spam", *TINY).name == "branch_spam_37eca5bd44c755545464"
+    assert location(cli, "branch", "spam", *TINY, "--prior=parameter", "--sparsities=10").name == \
+        "branch_spam_37eca5bd44c755545464"
+    # the layer-wise prior was the default before the parameter-wise one: now it is in the hash
+    assert location(cli, "branch", "spam", *TINY, "--prior=layer").name == "branch_spam_9c899026e2853ca37041"
     assert location(cli, "branch", "spam-online", *TINY, "--prune_interval=1").name == \
         "branch_spam-online_" + FIXED_ONLINE_HASH
 
 
-FIXED_ONLINE_HASH = "98236eaa2919c2a305f6"
+# changed with the authors' online defaults (OnlineSpamHparams, GGN by default, DEFAULTS_VERSION 2); was 98236eaa...
+FIXED_ONLINE_HASH = "c08c9558e969473923bb"
 
 
 def test_report_summarizes_every_cell_over_replicates(cli, capsys, tmp_path):

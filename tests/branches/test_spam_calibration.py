@@ -30,6 +30,18 @@ def test_a_hand_computed_case():
     assert calibration_metrics(logits_of(p), y, bins=10)["ece"] == pytest.approx((0.6 + 0.3 + 0.1) / 3)
 
 
+def test_both_branches_bin_the_ece_in_ten_as_the_authors():
+    from branches.spam.online_pruning import OnlineHparams
+    from branches.spam.sweep import SweepHparams
+
+    # confidences 0.62 (right) and 0.68 (wrong): one bin of ten, [0.6, 0.7): |1 - 1.30| / 2 = 0.15;
+    # fifteen bins split them at 2/3: (|1 - .62| + |0 - .68|) / 2 = 0.53
+    p, y = [[0.62, 0.38], [0.32, 0.68]], torch.tensor([0, 0])
+    for bins in (SweepHparams().ece_bins, OnlineHparams().ece_bins):
+        assert calibration_metrics(logits_of(p), y, bins=bins)["ece"] == pytest.approx(0.15)
+    assert calibration_metrics(logits_of(p), y, bins=15)["ece"] == pytest.approx(0.53)
+
+
 def test_a_confidence_of_one_is_in_the_last_bin_and_a_perfect_model_scores_zero():
     logits = torch.tensor([[0.0, -1e4], [-1e4, 0.0]], dtype=torch.float64)  # softmax exactly one-hot
     m = calibration_metrics(logits, torch.tensor([0, 1]), bins=15)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import branches.spam.prior_training as spam_training
-from branches.spam.online_pruning import scheduled_sparsity
+from branches.spam.online_pruning import OnlineHparams, OnlineSpamHparams, prunes_at, scheduled_sparsity
+from branches.spam.prior_training import SpamHparams
 from foundations.errors import UserError
 from tests.cli.test_branches import load, location
 from tests.cli.test_train import Kill, one_line_error
@@ -36,9 +37,32 @@ def test_the_staircase_by_hand():
         scheduled_sparsity(1, 3, 0.1, 0.9, 4)
 
 
-@pytest.mark.parametrize("flag", [None, "--dynamic_mask", "--prune_before_update"])
+def test_the_authors_cadence_by_hand():
+    # 100 epochs, an update every 5, the staircase every 10: the updates at 10, 20, ..., 100 prune
+    updates = range(5, 101, 5)
+    assert [e for e in updates if prunes_at(e, 100, 10, every_update=False)] == list(range(10, 101, 10))
+    assert [e for e in updates if prunes_at(e, 100, 10, every_update=True)] == list(updates)
+    assert prunes_at(9, 10, 4, every_update=False)  # the authors also prune after epoch E - 1
+    # the defaults are the authors': regrowth, pruning between the fit and the Adam steps, the GGN
+    online = OnlineHparams()
+    assert (online.dynamic_mask, online.prune_before_update, online.prune_every_update) == (True, True, False)
+    assert OnlineSpamHparams().curvature == "diag_ggn" and SpamHparams().curvature == "diag_ef"
+
+
+@pytest.mark.parametrize("every, targets", [
+    (False, {8: 0.8}),  # updates after epochs 1, 2, 3; only epoch 2 (a multiple of 2 and E - 1) prunes
+    (True, {4: 0.2, 8: 0.8, 12: 0.8}),  # s(1) = s0, s(2) = s(3) = s_final: one interval in 3 epochs
+])
+def test_online_pruning_prunes_at_the_interval_or_at_every_update(cli, every, targets):
+    argv = [*ONLINE, "--prune_interval=2", *(["--prune_every_update"] if every else [])]
+    assert cli("branch", "spam-online", *argv)[0] == 0
+    path = location(cli, "branch", "spam-online", *argv)
+    assert series(path, "target_sparsity") == pytest.approx(targets)
+
+
+@pytest.mark.parametrize("flag", [None, "--dynamic_mask=false", "--prune_before_update=false"])
 def test_online_pruning_hits_the_schedule_and_keeps_or_regrows(cli, flag):
-    dynamic = flag == "--dynamic_mask"
+    dynamic = flag != "--dynamic_mask=false"
     argv = [*ONLINE, *([flag] if flag else [])]
     code, out, err = cli("branch", "spam-online", *argv)
     assert code == 0, err

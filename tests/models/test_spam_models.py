@@ -40,7 +40,7 @@ def test_lenet5_has_the_conv_and_fc_layers_pruning_sees():
 
 def test_recipes():
     lenet5 = registry.default_hparams("fashionmnist_lenet5")
-    assert lenet5["dataset"] == {"dataset_name": "fashionmnist", "batch_size": 128}
+    assert lenet5["dataset"] == {"dataset_name": "fashionmnist", "batch_size": 128, "input_normalization": "unit"}
     assert lenet5["training"] == {"optimizer_name": "sgd", "lr": 0.1, "momentum": 0.9, "training_steps": "100ep",
                                   "lr_schedule": "cosine", "final_lr": 1e-6, "weight_decay": 1 / 60000}
     assert lenet5["spam"] == {"marglik_frequency": 5}
