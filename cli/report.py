@@ -20,7 +20,8 @@ from platforms.storage import write_text
 from reports import options
 from runs.target import Target, parse_target
 
-PLACE_FLAGS = ("--root", "--dataset_root", "--device", "--quiet", "--num_workers", "--download", "--wait_for_lock")
+PLACE_FLAGS = ("--root", "--dataset_root", "--device", "--quiet", "--num_workers", "--download", "--wait_for_lock",
+               "--log_to")
 SUMMARY = "aggregate a grid of runs over replicates into tables and plots (`report <command> <its flags>`)"
 
 USAGE = """usage: python open_prune.py report train [flags] [--replicates=R] [--out=DIR]
@@ -37,12 +38,16 @@ Writes, under --out (default <root>/reports/<command>-<digest>/):
                                the final and best test accuracy, and the controls' columns
   runs.csv                     one row per run (pandas.read_csv reads it)
   accuracy_vs_density.png/pdf  accuracy against density on a log axis, with 95% bands
+  accuracy_vs_flops.png/pdf    with --flops_axis: the same against forward FLOPs per example
   accuracy_vs_iteration.png/pdf  test accuracy during training, one line per level (or density)
+report.md and runs.csv carry each run's nonzero parameters, forward FLOPs (dense and with the
+mask), theoretical speedup and training FLOPs (done.json's `compute`).
 Missing and unfinished runs are listed with the command that makes them.
 
 flags of report itself:
   --replicates R   the replicates to aggregate, e.g. 1-5 or 1,3,5 (default: the command's 1)
   --out DIR        where the files go; never inside a run
+  --flops_axis     also plot accuracy against forward FLOPs per example (accuracy_vs_flops)
 """
 
 
@@ -89,6 +94,8 @@ def main(argv: list[str]) -> int:
     from reports.report_tables import has_accuracy, has_own_results, markdown, summary_rows, tidy
 
     rest, out = split_out(rest)
+    flops_axis = "--flops_axis" in rest
+    rest = [a for a in rest if a != "--flops_axis"]
     experiment = build(target, rest)
     title = "report " + shlex.join([*target.words, *rest])
     caption = figure_title(target, rest)
@@ -104,6 +111,9 @@ def main(argv: list[str]) -> int:
     written = [directory / "report.md", directory / "runs.csv"]
     if has_accuracy(experiment):  # a branch whose result is its own has its table, not accuracy plots
         written += report_plots.accuracy_vs_density(experiment, rows, directory / "accuracy_vs_density", caption)
+        if flops_axis:
+            written += report_plots.accuracy_vs_density(experiment, rows, directory / "accuracy_vs_flops", caption,
+                                                        axis="flops")
         written += report_plots.accuracy_vs_iteration(experiment, directory / "accuracy_vs_iteration", caption)
     print(text)
     print("wrote " + ", ".join(str(path) for path in written))

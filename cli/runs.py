@@ -7,7 +7,7 @@ import shutil
 import sys
 
 from foundations.tables import hparam_text, render
-from reports import listing, options, where
+from reports import compute_columns, listing, options, where
 from reports.rundirs import find_runs
 
 SUMMARY = "list the runs under --root: kind, status, the hparams that differ, accuracy, density"
@@ -32,11 +32,14 @@ def main(argv: list[str]) -> int:
         columns = listing.LEADING + shown + trailing + (["note"] if any(row["note"] for row in kept) else [])
     else:
         shown = listing.every_field(kept)
-        columns = listing.LEADING + shown + listing.TRAILING + ["hash", "parent_hash", "note", *listing.ENVIRONMENT]
+        columns = (listing.LEADING + shown + listing.TRAILING + listing.COMPUTE
+                   + ["hash", "parent_hash", "note", *listing.ENVIRONMENT])
     if not kept and args.format == "table":
         print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)
         return 0
     formats = {name: hparam_text for name in shown}
+    if args.format == "table":
+        formats.update(compute_columns.FORMATS)
     if args.format == "table" and sys.stdout.isatty():  # a terminal: hparam columns give way to its width
         columns, dropped = listing.fit(columns, shown, kept, shutil.get_terminal_size().columns, formats)
         if dropped:

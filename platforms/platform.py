@@ -17,7 +17,7 @@ import torch
 
 from foundations.errors import UserError
 from foundations.step import check_nonzero_step
-from platforms import threads
+from platforms import sinks, threads
 from platforms.distributed import World, current_world, join
 
 T = TypeVar("T")
@@ -59,6 +59,7 @@ class Platform:
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch
     root_from_env: bool = False  # the root came from $OPEN_PRUNE_ROOT, not --root (for the errors)
     num_threads: Optional[int] = None  # torch's CPU threads, as set by from_args (None: left as they were)
+    log_to: tuple[str, ...] = ()  # tracking sinks a finished training run is logged to (platforms/sinks)
     world: World = field(default_factory=current_world)
 
     def prepare_root(self) -> None:
@@ -137,6 +138,10 @@ class Platform:
                            help="threads of torch's CPU kernels (default: auto: the cores this process may use by "
                                 "its affinity, cgroup quota, Slurm's SLURM_CPUS_PER_TASK and torchrun's processes, "
                                 "halved outside a Slurm job; OMP_NUM_THREADS when set)")
+        group.add_argument("--log_to", default=None, metavar="SINKS",
+                           help="also log each finished training run to these sinks, comma-separated: "
+                                "tensorboard (event files under <run>/tensorboard), wandb (offline unless "
+                                "$WANDB_MODE says otherwise) (default: none)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Platform":
@@ -156,6 +161,7 @@ class Platform:
         if checkpoint_every is not None:
             check_nonzero_step(checkpoint_every, "checkpoint_every")
         chosen_threads = threads.choose(getattr(args, "num_threads", threads.AUTO))
+        log_to = sinks.parse(getattr(args, "log_to", None))
         world, device = join(device)
         sync_batchnorm = getattr(args, "sync_batchnorm", False)
         if sync_batchnorm and world.is_distributed and device.type != "cuda":
@@ -165,7 +171,7 @@ class Platform:
                    device=device, num_workers=args.num_workers, download=args.download,
                    quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every,
                    sync_batchnorm=sync_batchnorm, world=world, root_from_env=root_from_env,
-                   num_threads=threads.apply(chosen_threads))
+                   num_threads=threads.apply(chosen_threads), log_to=log_to)
 
     @classmethod
     def for_locating(cls, args: argparse.Namespace) -> "Platform":
@@ -176,6 +182,7 @@ class Platform:
         except RuntimeError:
             raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
         threads.parse(getattr(args, "num_threads", threads.AUTO))  # refused here too, before a submission
+        sinks.parse(getattr(args, "log_to", None))
         root, root_from_env = root_of(args.root)
         return cls(root=root, dataset_root=Path(args.dataset_root).expanduser(),
                    device=device, world=World(), root_from_env=root_from_env)

@@ -9,10 +9,12 @@ from typing import Any
 
 from foundations.bundles import TRUNK_BUNDLES
 from foundations.tables import hparam_text, table
+from reports import compute_columns
 from reports.rundirs import Run
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
-TRAILING = ["test_accuracy", "result", "density", "run"]  # result: a branch's headline (barrier, orderedness, ...)
+TRAILING = ["test_accuracy", "result", "density", *compute_columns.SHOWN, "run"]  # result: a branch's headline
+COMPUTE = [c for c in compute_columns.COLUMNS if c not in compute_columns.SHOWN]  # CSV and JSON only
 
 
 def rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -25,7 +27,7 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
         for number, path, state in entries:
             result.append({**base, "level": number, "status": state.status, "step": state.step,
                            "test_accuracy": state.test_accuracy, "result": state.headline_text(),
-                           "density": state.density,
+                           "density": state.density, **compute_columns.values(state.compute),
                            "note": state.note, "run": str(path.relative_to(run.root))})
     return result
 

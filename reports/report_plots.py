@@ -1,14 +1,17 @@
-"""A report's figures: test accuracy against density (log axis, 95% bands), and test accuracy
-against the training iteration for each level (or density), averaged over replicates."""
+"""A report's figures: test accuracy against density (log axis, 95% bands), optionally against
+forward FLOPs per example instead (`report --flops_axis`), and test accuracy against the training
+iteration for each level (or density), averaged over replicates."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
+from reports.compute_columns import short
 from reports.experiment import Experiment
 from reports.figures import plt, save
 from reports.report_tables import Row, x_text
@@ -16,18 +19,32 @@ from reports.report_tables import Row, x_text
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1))]
 
 
-def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, title: str) -> list[Path]:
-    """One line per series and role; nothing when every result has the same density (a trunk grid)."""
-    densities = {round(r.density, 6) for r in rows if r.density is not None}
-    if len(densities) < 2:
+AXES = {"density": "density (fraction of prunable weights kept, log scale)",
+        "flops": "forward FLOPs per example with the mask (log scale)"}
+
+
+def _x(row: Row, role: str, axis: str) -> Optional[float]:
+    """Where a row's point for `role` lies on the `axis` ("density" or "flops")."""
+    if axis == "density":
+        return row.density
+    return row.compute.get("flops") if role == "main" else row.control_flops.get(role)
+
+
+def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, title: str,
+                        axis: str = "density") -> list[Path]:
+    """One line per series and role; nothing when every result has the same density (a trunk grid)
+    or, on the FLOPs axis, the same FLOPs (or none: runs written before FLOPs were counted)."""
+    xs = {round(v, 6) if axis == "density" else float(f"{v:.6g}")
+          for r in rows for role in experiment.roles if (v := _x(r, role, axis)) is not None}
+    if len(xs) < 2:
         return []
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")  # room for the title above the axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(experiment.series()):
-        mine = [r for r in rows if r.series == label and r.density is not None]
+        mine = [r for r in rows if r.series == label]
         for j, role in enumerate(experiment.roles):
-            points = [(r.density, r.final if role == "main" else r.controls[role]) for r in mine]
-            points = [(d, s) for d, s in points if s.n > 0]
+            points = [(_x(r, role, axis), r.final if role == "main" else r.controls[role]) for r in mine]
+            points = [(d, s) for d, s in points if d is not None and s.n > 0]
             if not points:
                 continue
             x = np.array([d for d, _ in points])
@@ -42,11 +59,11 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
                 ax.fill_between(x[band], low[band], high[band], color=colour, alpha=0.18, lw=0)
     ax.set_xscale("log")
     ax.invert_xaxis()  # dense on the left, sparser to the right
-    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}" if axis == "density" else short(value))
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("density (fraction of prunable weights kept, log scale)")
+    ax.set_xlabel(AXES[axis])
     ax.set_ylabel("final test accuracy")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)

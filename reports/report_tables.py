@@ -5,11 +5,16 @@ commands that would make the missing runs."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
+from reports.compute_columns import COLUMNS, short
+from reports.compute_columns import speedup as speedup_text
 from reports.experiment import Experiment, Result
 from reports.stats import Summary, summarize
+
+COMPUTE_HEAD = ["nonzero params", "forward FLOPs", "speedup", "train FLOPs"]  # means over the replicates
+COMPUTE_KEYS = ["nonzero", "flops", "speedup", "training_flops"]
 
 
 @dataclass
@@ -20,10 +25,22 @@ class Row:
     final: Summary
     best: Summary
     controls: dict[str, Summary]
+    compute: dict[str, Optional[float]] = field(default_factory=dict)  # means: nonzero, flops, speedup, ...
+    control_flops: dict[str, Optional[float]] = field(default_factory=dict)  # each control's mean forward FLOPs
 
 
 def _done(results: list[Result]) -> list[Result]:
     return [r for r in results if r.state.status == "done"]
+
+
+def _mean(values: list) -> Optional[float]:
+    found = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(found) / len(found) if found else None
+
+
+def mean_compute(results: list[Result]) -> dict[str, Optional[float]]:
+    """The mean of each compute column (compute_columns.COLUMNS) over finished results."""
+    return {column: _mean([r.state.compute.get(key) for r in results]) for column, key in COLUMNS.items()}
 
 
 def summary_rows(experiment: Experiment) -> list[Row]:
@@ -32,11 +49,18 @@ def summary_rows(experiment: Experiment) -> list[Row]:
         for x in experiment.xs(label):
             done = _done(experiment.of("main", label, x))
             densities = [r.state.density for r in done if r.state.density is not None]
+            controls = {role: _done(experiment.of(role, label, x)) for role in experiment.roles[1:]}
             rows.append(Row(label, x, sum(densities) / len(densities) if densities else None,
                             summarize([r.state.test_accuracy for r in done]), summarize([r.best for r in done]),
-                            {role: summarize([r.state.test_accuracy for r in _done(experiment.of(role, label, x))])
-                             for role in experiment.roles[1:]}))
+                            {role: summarize([r.state.test_accuracy for r in found])
+                             for role, found in controls.items()},
+                            mean_compute(done),
+                            {role: mean_compute(found)["flops"] for role, found in controls.items()}))
     return rows
+
+
+def compute_cells(compute: dict[str, Optional[float]]) -> list[str]:
+    return [speedup_text(compute.get(key)) if key == "speedup" else short(compute.get(key)) for key in COMPUTE_KEYS]
 
 
 def x_text(experiment: Experiment, x: Optional[float]) -> str:
@@ -53,7 +77,7 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
              f"({len(found)} found); mean ± std over replicates, 95% Student-t interval of the mean.", ""]
     head = ([experiment.x_label] if experiment.x_label else []) + [
         "density", "n", "test accuracy", "95% interval", "best test accuracy", "best: 95% interval",
-        *experiment.roles[1:]]
+        *COMPUTE_HEAD, *experiment.roles[1:]]
     accuracy = has_accuracy(experiment)
     for label in experiment.series():
         lines += [f"## {label}", ""]
@@ -67,7 +91,7 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
             cells = ([x_text(experiment, row.x)] if experiment.x_label else []) + [
                 "-" if row.density is None else f"{row.density:.4f}", str(row.final.n),
                 row.final.text(), row.final.interval(), row.best.text(), row.best.interval(),
-                *(s.cell() for s in row.controls.values())]
+                *compute_cells(row.compute), *(s.cell() for s in row.controls.values())]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     todo = missing_commands(experiment)
@@ -85,7 +109,8 @@ def reference_row(experiment: Experiment, series: str, width: int) -> list[str]:
     if not trunks or not experiment.x_label:
         return []
     final, best = summarize([r.state.test_accuracy for r in trunks]), summarize([r.best for r in trunks])
-    cells = ["dense (trunk)", "1.0000", str(final.n), final.text(), final.interval(), best.text(), best.interval()]
+    cells = ["dense (trunk)", "1.0000", str(final.n), final.text(), final.interval(), best.text(), best.interval(),
+             *compute_cells(mean_compute(trunks))]
     return ["| " + " | ".join(cells + ["-"] * (width - len(cells))) + " |"]
 
 
@@ -170,8 +195,8 @@ def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
     columns = ["role", "series", *experiment.varying]
     if experiment.x_label and experiment.x_label not in experiment.varying:
         columns.append(experiment.x_label)
-    columns += ["replicate", "density", "final_test_accuracy", "best_test_accuracy", *headline_labels(experiment),
-                "status", "path"]
+    columns += ["replicate", "density", *COLUMNS, "final_test_accuracy", "best_test_accuracy",
+                *headline_labels(experiment), "status", "path"]
     rows, seen = [], set()
     for r in experiment.results:
         if r.state.status == "missing" or r.path in seen:
@@ -179,7 +204,9 @@ def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
         seen.add(r.path)
         x = {experiment.x_label: x_text(experiment, r.x)} if experiment.x_label else {}
         rows.append({"role": r.role, "series": r.series, **r.config, **x, "replicate": r.replicate,
-                     "density": r.state.density, "final_test_accuracy": r.state.test_accuracy,
+                     "density": r.state.density,
+                     **{column: r.state.compute.get(key) for column, key in COLUMNS.items()},
+                     "final_test_accuracy": r.state.test_accuracy,
                      "best_test_accuracy": r.best, **r.state.headline, "status": r.state.status,
                      "path": str(r.path)})
     return columns, rows

@@ -35,6 +35,7 @@ class State:
     note: str = ""
     headline: dict[str, float] = field(default_factory=dict)  # a branch's own result, from its marker
     results: dict[str, dict[str, float]] = field(default_factory=dict)  # its table: {row: {metric: value}}
+    compute: dict[str, Any] = field(default_factory=dict)  # done.json's parameters and FLOPs (training/compute.py)
 
     def headline_text(self) -> Optional[str]:
         """'barrier 0.0123, above chord 0.0100': the branch's headline numbers, or None."""
@@ -141,7 +142,7 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
         if isinstance(done, dict) and (name == paths.BRANCH_DONE or isinstance(done.get("metrics"), dict)):
             metrics = done.get("metrics") if isinstance(done.get("metrics"), dict) else {}
             return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"),
-                         headline=headline, results=results)
+                         headline=headline, results=results, compute=compute_of(done, table))
         if done is not None:  # None: removed between the listing and the read
             return State("corrupt", None, density, None, f"{name} is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):
@@ -152,6 +153,21 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
         return State("failed", None, density, failed.get("step") or _last_step(directory),
                      str(failed.get("reason", paths.FAILED)))
     return State("partial", None, density, _last_step(directory))
+
+
+def compute_of(done: dict, table: Any = None) -> dict[str, Any]:
+    """done.json's `compute` (parameters, forward FLOPs, speedup, training FLOPs: training/compute.py),
+    {} for a run written before it was counted. A branch that counts its own training FLOPs (the
+    sparse-training branches: `train GFLOPs` in the first row of its results table, its own; the
+    others are its controls) gives them in place of the plain 3 x forward x examples estimate."""
+    compute = done.get("compute")
+    found = {str(k): v for k, v in compute.items() if number(v) is not None or isinstance(v, str)
+             } if isinstance(compute, dict) else {}
+    first = table[0] if isinstance(table, list) and table else None
+    own = first[1] if isinstance(first, list) and len(first) == 2 and isinstance(first[1], dict) else {}
+    if number(own.get("train GFLOPs")) is not None:
+        found.update(training_flops=number(own["train GFLOPs"]) * 1e9, training_flops_rule="counted by the branch")
+    return found
 
 
 def _listing(directory: Path) -> set[str]:
@@ -185,9 +201,10 @@ def _aggregate(levels: list[Level], expected: Optional[int], own: State) -> Stat
     last = done[-1].state if done else State("partial")
     for status in ("running", "failed", "corrupt"):
         if status in statuses or own.status == status:
-            return State(status, last.test_accuracy, last.density, last.step, own.note)
+            return State(status, last.test_accuracy, last.density, last.step, own.note, compute=last.compute)
     complete = expected is not None and set(range(expected + 1)) <= {level.number for level in done}
-    return State("done" if complete else "partial", last.test_accuracy, last.density, last.step)
+    return State("done" if complete else "partial", last.test_accuracy, last.density, last.step,
+                 compute=last.compute)
 
 
 def read_run(path: Path, root: Path) -> Run:

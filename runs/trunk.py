@@ -8,6 +8,7 @@ every rank gets.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import shutil
@@ -203,7 +204,8 @@ class Trunk:
         with run_lock(self.dir, wait=True):
             if last:
                 train(self.fresh_model(), quick, self.loader(True), self.loader(False), scratch,
-                      platform=self.platform, data_order_seed=self.seeds["data_order"], end=Step(last, ipe))
+                      platform=dataclasses.replace(self.platform, log_to=()),  # a scratch run: logged nowhere
+                      data_order_seed=self.seeds["data_order"], end=Step(last, ipe))
             if primary:
                 for step in saves:
                     if step.iteration:

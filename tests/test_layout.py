@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    ["cli"],
+    ["cli", "api"],  # the entrypoints: the command line, and Python's (notebooks); neither knows the other
     ["reports"],
     ["branches"],
     ["runs"],

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
@@ -35,10 +36,12 @@ from foundations import paths
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
 from foundations.step import Step
+from platforms import sinks
 from platforms.distributed import World, data_parallel
 from platforms.platform import Platform
 from platforms.storage import write_json
 from training import checkpoint
+from training.compute import compute_record
 from training.hooks import Hook, TrainState, overrides
 from training.interrupts import Interrupted, catch_interrupts
 from training.losses import Loss, evaluate
@@ -304,7 +307,10 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     progress.close()
     for hook in hooks:
         hook.on_end(state)
-    _write_done(out_dir, platform, Step(iteration, ipe), boundary.last_metrics, state.stop_reason, started)
+    compute = _compute(model, test_loader, train_loader, start.iteration, iteration) if platform.is_primary else None
+    _write_done(out_dir, platform, Step(iteration, ipe), boundary.last_metrics, state.stop_reason, started, compute)
+    if platform.is_primary:  # --log_to: each sink reads the finished run's files (never per step)
+        sinks.export(out_dir, getattr(platform, "log_to", ()))
     world.barrier()  # done.json is on disk for every rank that reads it next
     return boundary.last_metrics
 
@@ -326,8 +332,22 @@ def _resume(out_dir: Path, platform: Platform, model: torch.nn.Module, optimizer
     return iteration
 
 
+def _compute(model: torch.nn.Module, test_loader, train_loader, start: int, end: int) -> Optional[dict]:
+    """done.json's `compute` (training/compute.py), counted once on one test example: it costs
+    one small forward pass under the FLOP counter, never a training step."""
+    ipe = len(train_loader)
+    seen = sum(global_batch_size(train_loader, i % ipe) for i in range(start, end))
+    try:
+        example = next(iter(test_loader.batches(0)))[0][0]
+        return compute_record(model, example, seen)
+    except Exception as error:  # a model the FLOP counter cannot trace must not cost a finished run
+        print(f"open_prune: FLOPs not counted for {type(model).__name__}: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return None
+
+
 def _write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[str, float],
-                stop_reason: Optional[str], started: float) -> None:
+                stop_reason: Optional[str], started: float, compute: Optional[dict] = None) -> None:
     """done.json marks the run finished; the checkpoint and any failed.json go (primary only)."""
     if not platform.is_primary:
         return
@@ -338,6 +358,8 @@ def _write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[st
         record["sync_batchnorm"] = platform.sync_batchnorm
     if stop_reason is not None:
         record["stopped_early"] = stop_reason
+    if compute is not None:
+        record["compute"] = compute
     write_json(record, out_dir / paths.DONE)
     (out_dir / paths.CHECKPOINT).unlink(missing_ok=True)
     (out_dir / paths.FAILED).unlink(missing_ok=True)

@@ -28,7 +28,12 @@ COMMANDS = {  # the smallest command line of each branch (the flags of its own t
     "spam": [*TINY, "--marglik_frequency=1", "--hyper_steps=10", "--criteria=opd,random", "--sparsities=50"],
     "spam-online": [*TINY, "--marglik_frequency=1", "--hyper_steps=10", "--prune_interval=1",
                     "--initial_sparsity=0.2", "--final_sparsity=0.8"],
+    "static-sparse": [*TINY, "--train_density=0.3"],
+    "set": [*TINY, "--train_density=0.3", "--update_every=2it"],
+    "rigl": [*TINY, "--train_density=0.3", "--update_every=2it"],
+    "gmp": [*TINY, "--final_density=0.3", "--prune_every=2it"],
 }
+COUNTS_ITS_OWN_TRAINING_FLOPS = {"static-sparse", "set", "rigl", "gmp"}  # branches/sparse/cost.py
 WITHOUT_ACCURACY_OF_THEIR_OWN = {"instability", "orderedness", "chaos-causality", "spam"}
 
 
@@ -65,6 +70,11 @@ def test_runs_lists_every_branch_done_with_its_result(root):
         assert row["torch"] and row["hostname"] and row["processes"] == 1  # where each ran, from its hparams.json
         if row["kind"][len("branch_"):] in WITHOUT_ACCURACY_OF_THEIR_OWN:
             assert row["result"], row  # its headline, not "-"
+        if row["kind"][len("branch_"):] in COUNTS_ITS_OWN_TRAINING_FLOPS:  # its own count, from its marker
+            marker = json.loads((root / row["run"] / "branch_done.json").read_text())
+            assert row["training_flops"] == pytest.approx(marker["results"][0][1]["train GFLOPs"] * 1e9)
+        elif row["kind"] == "train" or row["kind"][len("branch_"):] not in WITHOUT_ACCURACY_OF_THEIR_OWN:
+            assert row["flops"] > 0 and row["training_flops"] > 0, row  # counted once when it finished
 
 
 def test_tree_draws_every_branch(root):
