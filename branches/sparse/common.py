@@ -143,14 +143,15 @@ def results_table(branch: Branch, label: str, static: Optional[Path]) -> list[li
 
 
 def sparse_summary(branch: Branch, label: str, static: Optional[Path]) -> dict:
-    """What branch_done.json shows: the run's metrics (so `report` reads its accuracy), its
-    training FLOPs as a headline, and the results table beside its controls."""
+    """What branch_done.json shows: the run's metrics (so `report` reads its accuracy) and compute
+    (parameters and forward FLOPs of the final mask, for `runs` and `report`), its training FLOPs
+    as a headline, and the results table beside its controls."""
     done = run_files.read_done(branch.dir / TRAINING, branch.trunk.end_step) or {}
     table = results_table(branch, label, static)
     own = dict(table[0][1]) if table and table[0][0] == label else {}
     headline = [[name, own[name]] for name in ("train FLOPs / dense",) if own.get(name) is not None]
     return {"metrics": done.get("metrics", {}), "final_step": done.get("final_step"), "headline": headline,
-            "results": table}
+            "results": table, "compute": done.get("compute", {})}
 
 
 def result_rows(branch: Branch, static: Optional[Path]) -> list[list[str]]:

@@ -73,6 +73,7 @@ def test_runs_lists_every_branch_done_with_its_result(root):
         if row["kind"][len("branch_"):] in COUNTS_ITS_OWN_TRAINING_FLOPS:  # its own count, from its marker
             marker = json.loads((root / row["run"] / "branch_done.json").read_text())
             assert row["training_flops"] == pytest.approx(marker["results"][0][1]["train GFLOPs"] * 1e9)
+            assert 0 < row["flops"] < row["flops_dense"] and row["speedup"] > 1, row  # its final mask's
         elif row["kind"] == "train" or row["kind"][len("branch_"):] not in WITHOUT_ACCURACY_OF_THEIR_OWN:
             assert row["flops"] > 0 and row["training_flops"] > 0, row  # counted once when it finished
 
