@@ -131,7 +131,7 @@ def test_the_fixed_order_is_one_shuffle_every_epoch():
 def test_the_recipes_are_the_authors_setup():
     iris = recipes.saturating_mlp("iris_sigmoid_6", "iris")
     assert iris["model"]["model_init"] == "normal" and iris["model"]["bias_init"] == "normal"
-    assert iris["training"]["data_order"] == "fixed"
+    assert iris["training"]["data_order"] == "fixed" and iris["dataset"]["table_split"] == "legcnet"
     assert iris["chaos"] == {"window": 160, "risk_split": "test", "accuracy": "authors", "change_points": "ischange",
                              "lag_rule": "authors", "pvalue_decimals": 4, "stop_at_train_accuracy": 0.95}
     fashion = recipes.saturating_mlp("fashionmnist_sigmoid_50_30", "fashionmnist")
