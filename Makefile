@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_FASHION_MNIST := /usr/share/datasets/fashion-mnist
+DEBIAN_FORTUNES := /usr/share/games/fortunes
 DEMO_ROOT ?= $(HOME)/open_prune_data
 
 .PHONY: venv dataset slurm demo test benchmarks orderedness-table clean-venv docs
@@ -14,7 +15,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# Fashion-MNIST, the embedded default dataset: Debian's package when we may install it.
+# Fashion-MNIST, the embedded default dataset, and the fortunes text corpus: Debian's packages when we may
+# install them.
 dataset:
 	@if [ -f $(DEBIAN_FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -22,6 +24,13 @@ dataset:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	else \
 		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or pass --download to open_prune.py"; \
+	fi
+	@if [ -f $(DEBIAN_FORTUNES)/fortunes ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's fortunes (the text corpus) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null; \
+	else \
+		echo "the fortunes corpus is missing: run 'sudo apt-get install fortunes' (only language models need it)"; \
 	fi
 
 # Slurm for the tests' one-node cluster (tests/slurm_cluster.py): Debian's slurm-wlm when we may install it.

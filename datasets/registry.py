@@ -34,6 +34,8 @@ from datasets.seeds import generator
 from datasets.selection import randomize_labels, subsample_indices
 from datasets.spec import DatasetInfo, DatasetSpec
 from datasets.table_format import TensorTable, stratified_split
+from datasets.text_format import TextCorpus
+from datasets.text_loader import TextLoader
 from foundations.errors import UserError
 from foundations.registry import Registry
 from foundations.seeds import digest_seed
@@ -154,6 +156,22 @@ def _split_table(table: TensorTable, split: str, name: str) -> TensorTable:
     return dataclasses.replace(table, split="shuffled", split_seed=LEGCNET_SPLIT_SEED, test_statistics="own")
 
 
+def _text_loader(h: Any, entry: DatasetSpec, split: str, root: Path, device: torch.device) -> TextLoader:
+    """A corpus's split by position (datasets/text_format.py); the per-example options refuse."""
+    for flag in ("subsample_fraction", "random_labels_fraction", "validation_fraction"):
+        if getattr(h, flag, None) is not None:
+            raise UserError(f"--{flag} is not defined for the text corpus {entry.name} (its train/validation/test "
+                            "split is fixed by position): drop the flag")
+    for flag, default in (("input_normalization", "dataset"), ("table_split", "stratified")):
+        if getattr(h, flag, default) != default:
+            raise UserError(f"--{flag} is not defined for the text corpus {entry.name}: drop the flag")
+    cpu = _cached((entry.name, split, root, "text"), lambda: entry.files.read_split(root, split))
+    tokens = _cached((entry.name, split, root, "text", str(device)), lambda: cpu.to(device))
+    context = getattr(h, "context_length", None) or entry.input_shape[0]
+    return TextLoader(tokens, context=context, batch_size=h.batch_size, vocabulary=entry.num_classes,
+                      train=split == "train", transformation_seed=h.transformation_seed or 0)
+
+
 def get(
     dataset_hparams: Any,
     train: bool | str,
@@ -175,6 +193,10 @@ def get(
     split = _split_name(train)
     name, entry = h.dataset_name, spec(h.dataset_name)
     _check(h, num_workers)
+    if isinstance(entry.files, TextCorpus):
+        return _text_loader(h, entry, split, Path(root).expanduser().resolve(), torch.device(device))
+    if getattr(h, "context_length", None) is not None:
+        raise UserError(f"--context_length is for text corpora; {name} is not one: drop the flag")
     if split == "val" and validation is None:
         raise UserError("there is no validation split: add --validation_fraction (e.g. 0.1) to hold one out")
     from_train = split != "test"

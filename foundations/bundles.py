@@ -18,7 +18,7 @@ class DatasetHparams(Hparams):
 
     dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet | xor | "
                                     "sine | "
-                                    "iris | wine | breastcancer")
+                                    "iris | wine | breastcancer | fortunes")
     batch_size: int = hparam(help="examples per training step")
     do_not_augment: bool = hparam(False, "turn off the dataset's training augmentation")
     transformation_seed: Optional[int] = hparam(
@@ -37,8 +37,12 @@ class DatasetHparams(Hparams):
                       "training rows' statistics) | legcnet (the LEGCNet authors': numpy's seed-42 shuffle, the "
                       "first rows train in that order, the test rows standardized with their own statistics)",
         choices=("stratified", "legcnet"))
+    context_length: Optional[int] = hparam(
+        None, "text: tokens per window (default: the corpus's, e.g. 128 for fortunes)")
 
     def validate(self) -> None:
+        if self.context_length is not None and self.context_length < 1:
+            raise UserError(f"--context_length={self.context_length} must be a positive number of tokens")
         if self.batch_size is not None and self.batch_size <= 0:
             raise UserError(f"--batch_size={self.batch_size} must be a positive integer")
         check_fraction(self.subsample_fraction, "subsample_fraction", zero=False)
@@ -129,6 +133,8 @@ class TrainingHparams(Hparams):
     lr_schedule: str = hparam("milestones", "milestones (x gamma at each milestone) | cosine (decay to --final_lr "
                               "after the warmup)", choices=LR_SCHEDULES)
     final_lr: Optional[float] = hparam(None, "where the cosine schedule ends (default: 0)")
+    label_smoothing: float = hparam(0.0, "cross-entropy label smoothing in [0, 1) (0: off); training loss only, "
+                                         "evaluation reports the plain cross-entropy")
 
     def validate(self) -> None:
         if self.training_steps is not None:
@@ -156,6 +162,9 @@ class TrainingHparams(Hparams):
         check_range(self.weight_decay, "weight_decay", "a weight decay >= 0, e.g. 1e-4", low=0.0)
         check_range(self.gamma, "gamma", "a positive factor such as 0.1", low=0.0, low_open=True)
         check_range(self.final_lr, "final_lr", "a learning rate >= 0", low=0.0)
+        check_range(self.label_smoothing, "label_smoothing", "a smoothing in [0, 1), e.g. 0.1", low=0.0, high=1.0)
+        if self.label_smoothing and self.loss not in (None, "cross_entropy"):
+            raise UserError(f"--label_smoothing smooths the cross-entropy; --loss={self.loss} has none: drop one")
         if self.nesterov and (self.optimizer_name != "sgd" or not self.momentum):
             raise UserError("--nesterov needs --optimizer_name=sgd with a --momentum above 0")
 

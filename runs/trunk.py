@@ -91,7 +91,8 @@ class Trunk:
         check_world(self.loader(True), self.platform.world)
         self.loader(False)
         self.desc.training.check_steps(self.iterations_per_epoch)
-        Loss(self.desc.training.loss, self.info.task, self.info.num_classes)  # a loss that fits the task
+        Loss(self.desc.training.loss, self.info.task, self.info.num_classes,  # a loss that fits the task
+             getattr(self.desc.training, "label_smoothing", 0.0))
         self.platform.prepare_root()
 
     # ---- models ------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from training import checkpoint
 from training.compute import compute_record
 from training.hooks import Hook, TrainState, overrides
 from training.interrupts import Interrupted, catch_interrupts
-from training.losses import Loss, evaluate
+from training.losses import Loss, evaluate, with_derived
 from training.metrics import MetricLog
 from training.optimizers import LRSchedule, build_optimizer
 from training.progress import Progress
@@ -189,7 +189,8 @@ class BoundaryWork:
         """Evaluate, log and show the metrics; the running loss goes into them and restarts from
         zero. Returns the pooled running loss as it stands after (for a checkpoint here)."""
         self.world.broadcast_buffers(self.model)
-        metrics = self.world.sum(evaluate(self.model, self.test_split, self.loss_fn))
+        metrics = with_derived(self.world.sum(evaluate(self.model, self.test_split, self.loss_fn, derived=False)),
+                               self.loss_fn.task)
         if self.running_loss.count:
             metrics["train_loss"] = (loss_total / self.running_loss.count).item()
             self.running_loss.reset()
@@ -231,7 +232,7 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     model.to(device).train()
     optimizer = build_optimizer(h, model)
     schedule = LRSchedule(h, ipe)
-    loss_fn = Loss(h.loss, train_loader.task, train_loader.num_classes)
+    loss_fn = Loss(h.loss, train_loader.task, train_loader.num_classes, getattr(h, "label_smoothing", 0.0))
     bounds = Boundaries(h, ipe, start.iteration, end.iteration, platform.checkpoint_every)
     log = MetricLog(out_dir / paths.METRICS, enabled=platform.is_primary)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if h.precision == "bf16" and device.type == "cuda"

@@ -21,7 +21,7 @@ from tests.datasets.test_loaders import crop_candidates, unique_images, write_id
 from tests.models.test_families import assert_registry_convention
 
 SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet", "xor", "sine", "iris", "wine",
-           "breastcancer"]
+           "breastcancer", "fortunes"]
 
 # A made-up MNIST-format dataset: its own folder, file names, size, classes, statistics and augmentation.
 SCRIPT_DIGITS = '''
