@@ -27,3 +27,20 @@ def test_dense_and_pruned_flops_by_hand():
     masks["out.weight"][:, :3] = 0  # 9 of 18: 36 / 2 = 18
     assert forward_flops(model, torch.zeros(4), masks) == pytest.approx(44 + 18)
     assert model.training  # the mode is restored
+
+
+def test_attention_products_are_counted_for_a_vit():
+    """mnist_vit_2_32_p7 by hand: 17 tokens (16 patches of 7x7 and the class token), width 32, 2 blocks.
+    The patch conv 2*49*32*16; per block qkv 2*17*32*96, proj 2*17*32*32, the MLP 2 * 2*17*32*128, and
+    attention's two products (Q K^T and A V) 2 * 2*17*17*32, which the fused CPU kernel would hide;
+    the head 2*32*10."""
+    from types import SimpleNamespace
+
+    from models import registry
+    from training.flops import forward_flops
+
+    h = SimpleNamespace(model_name="mnist_vit_2_32_p7", model_init="pytorch", batchnorm_init="uniform",
+                        bias_init="pytorch", batchnorm_frozen=False, output_frozen=False)
+    model = registry.get(h, (1, 28, 28), 10, 0)
+    block = 2 * 17 * 32 * 96 + 2 * 17 * 32 * 32 + 2 * (2 * 17 * 32 * 128) + 2 * (2 * 17 * 17 * 32)
+    assert forward_flops(model, torch.rand(1, 28, 28)) == 2 * 49 * 32 * 16 + 2 * block + 2 * 32 * 10
