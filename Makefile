@@ -25,7 +25,7 @@ dataset:
 	else \
 		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or pass --download to open_prune.py"; \
 	fi
-	@if [ -f $(DEBIAN_FORTUNES)/fortunes ]; then :; \
+	@if [ -f $(DEBIAN_FORTUNES)/fortunes ] && [ -f $(DEBIAN_FORTUNES)/computers ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian's fortunes (the text corpus) ..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null; \
