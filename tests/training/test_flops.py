@@ -44,3 +44,19 @@ def test_attention_products_are_counted_for_a_vit():
     model = registry.get(h, (1, 28, 28), 10, 0)
     block = 2 * 17 * 32 * 96 + 2 * 17 * 32 * 32 + 2 * (2 * 17 * 32 * 128) + 2 * (2 * 17 * 17 * 32)
     assert forward_flops(model, torch.rand(1, 28, 28)) == 2 * 49 * 32 * 16 + 2 * block + 2 * 32 * 10
+
+
+def test_a_small_gpt_by_hand():
+    """gpt_2_32_c16 over 16 byte tokens (vocabulary 256), width 32, 2 blocks: per block qkv
+    2*16*32*96, proj 2*16*32*32, the MLP 2 * 2*16*32*128 and attention's two 16x16 products
+    2 * 2*16*16*32; the untied head 2*16*32*256; the embeddings are lookups (no FLOPs)."""
+    from types import SimpleNamespace
+
+    from models import registry
+    from training.flops import forward_flops
+
+    h = SimpleNamespace(model_name="gpt_2_32_c16", model_init="pytorch", batchnorm_init="uniform",
+                        bias_init="pytorch", batchnorm_frozen=False, output_frozen=False)
+    model = registry.get(h, (16,), 256, 0)
+    block = 2 * 16 * 32 * 96 + 2 * 16 * 32 * 32 + 2 * (2 * 16 * 32 * 128) + 2 * (2 * 16 * 16 * 32)
+    assert forward_flops(model, torch.zeros(16, dtype=torch.long)) == 2 * block + 2 * 16 * 32 * 256
