@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import torch
 
-from training.flops import forward_flops
+from training.flops import dense_and_masked_flops
 
 TRAINING_FLOPS_RULE = "3 x forward_flops x examples_seen"
 
@@ -53,8 +53,7 @@ def compute_record(model: torch.nn.Module, example: torch.Tensor, examples_seen:
                    ) -> dict[str, Any]:
     """Parameters, forward FLOPs per example (dense and masked), the theoretical speedup
     (dense / masked) and, given the examples seen in training, the estimated training FLOPs."""
-    dense = forward_flops(model, example)
-    masked = forward_flops(model, example, weight_masks(model))
+    dense, masked = dense_and_masked_flops(model, example, weight_masks(model))
     record: dict[str, Any] = {**parameter_counts(model), "forward_flops_dense": dense, "forward_flops": masked,
                               "speedup": dense / masked if masked else None}
     if examples_seen is not None:

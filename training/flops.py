@@ -9,7 +9,7 @@ outside the weighted layers are kept as they are.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -20,6 +20,23 @@ def forward_flops(model: torch.nn.Module, example: torch.Tensor,
                   masks: Optional[Mapping[str, torch.Tensor]] = None) -> float:
     """FLOPs of one forward pass of `example` (one input, without its batch dimension), with
     each weight named in `masks` (``"<module>.weight"`` -> 0/1 tensor) counted at its density."""
+    return dense_and_masked_flops(model, example, masks)[1]
+
+
+def dense_and_masked_flops(model: torch.nn.Module, example: torch.Tensor,
+                           masks: Optional[Mapping[str, torch.Tensor]] = None) -> tuple[float, float]:
+    """(dense FLOPs, FLOPs under `masks`) of one forward pass of `example`, from one counted pass."""
+    masks = masks or {}
+    dense, layers = layer_flops(model, example, masks)
+    densities = {name: float(mask.count_nonzero()) / mask.numel() if mask.numel() else 1.0
+                 for name, mask in masks.items()}
+    return dense, at_densities(dense, layers, densities)
+
+
+def layer_flops(model: torch.nn.Module, example: torch.Tensor, weights: Iterable[str]
+                ) -> tuple[float, dict[str, float]]:
+    """(dense FLOPs of one forward pass of `example`, {weight: FLOPs of its module}), counted once:
+    any density of those weights is then `at_densities` without another pass."""
     was_training = model.training
     model.eval()
     # The math backend of scaled_dot_product_attention is made of matmuls the counter sees; the
@@ -28,11 +45,17 @@ def forward_flops(model: torch.nn.Module, example: torch.Tensor,
         model(example.unsqueeze(0))
     model.train(was_training)
     counts = counter.get_flop_counts()
-    total = float(counter.get_total_flops())
     root = type(model).__name__
-    for name, mask in (masks or {}).items():
+    layers = {}
+    for name in weights:
         module = name.rsplit(".", 1)[0] if "." in name else ""
-        dense = float(sum(counts.get(f"{root}.{module}" if module else root, {}).values()))
-        density = float(mask.count_nonzero()) / mask.numel() if mask.numel() else 1.0
-        total -= dense * (1.0 - density)
+        layers[name] = float(sum(counts.get(f"{root}.{module}" if module else root, {}).values()))
+    return float(counter.get_total_flops()), layers
+
+
+def at_densities(dense: float, layers: Mapping[str, float], densities: Mapping[str, float]) -> float:
+    """The forward FLOPs with each weight in `densities` at that density (its module's FLOPs scaled)."""
+    total = dense
+    for name, density in densities.items():
+        total -= layers[name] * (1.0 - density)
     return total

@@ -15,18 +15,19 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from training.flops import forward_flops
+from training.flops import at_densities, forward_flops, layer_flops
 
 
 def forward_at(model: torch.nn.Module, example: torch.Tensor, counts: Mapping[str, int]) -> float:
     """Forward FLOPs per example with each layer at counts[layer] active weights."""
+    dense, layers = layer_flops(model, example, counts)
+    return at_densities(dense, layers, densities_of(model, counts))
+
+
+def densities_of(model: torch.nn.Module, counts: Mapping[str, int]) -> dict[str, float]:
     state = model.state_dict()
-    masks = {}
-    for name, count in counts.items():
-        flat = torch.zeros(state[name].numel(), dtype=torch.bool)
-        flat[:count] = True
-        masks[name] = flat
-    return forward_flops(model, example, masks)
+    return {name: float(count) / state[name].numel() if state[name].numel() else 1.0
+            for name, count in counts.items()}
 
 
 def examples_in_step(index: int, iterations_per_epoch: int, num_examples: int, batch_size: int) -> int:
@@ -39,9 +40,9 @@ def training_flops(model: torch.nn.Module, example: torch.Tensor, history: Seque
                    dense_gradient_steps: Iterable[int] = ()) -> float:
     """FLOPs of steps 0..end-1 under the masks of `history` ([[from iteration, {layer: count}], ...]);
     the steps whose after-step iteration is in `dense_gradient_steps` pay a dense weight gradient."""
-    dense = forward_flops(model, example)
     marks = sorted((int(start), counts) for start, counts in history)
-    costs = [forward_at(model, example, counts) for _, counts in marks]
+    dense, layers = layer_flops(model, example, {name for _, counts in marks for name in counts})
+    costs = [at_densities(dense, layers, densities_of(model, counts)) for _, counts in marks]  # one counted pass
     dense_steps = set(dense_gradient_steps)
     total = 0.0
     for position, (start, _) in enumerate(marks):
