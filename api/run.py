@@ -94,7 +94,12 @@ class RunDir:
             raise UserError(f"no weights saved at {step} in {self.path}; saved: {', '.join(self.saved_steps)}")
         known = {f.name for f in dataclasses.fields(ModelHparams)}
         model_hparams = ModelHparams(**{k: v for k, v in self.hparams["model"].items() if k in known})
-        info = datasets_registry.info(self.hparams["dataset"]["dataset_name"])
+        dataset = self.hparams["dataset"]
+        if dataset.get("tokenizer_digest"):
+            raise UserError(f"{self.path} read its corpus through a --tokenizer, whose vocabulary sets the model's "
+                            "output width and which the run does not store: rebuild it with the trunk's flags "
+                            "(open_prune.py train ... --tokenizer=<dir>) instead")
+        info = datasets_registry.info(dataset["dataset_name"])
         model = models_registry.get(model_hparams, info.input_shape, info.num_classes, seed=0)
         model.load_state_dict(load_model_state(path))
         return model.eval()

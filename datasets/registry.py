@@ -86,6 +86,19 @@ def info(name: str) -> DatasetInfo:
     return spec(name).info
 
 
+def info_of(dataset_hparams: Any) -> DatasetInfo:
+    """The facts of the dataset a run reads: `info`, with a text corpus's vocabulary that of its
+    --tokenizer when it has one (so the model's output layer fits the tokens)."""
+    facts = info(dataset_hparams.dataset_name)
+    tokenizer = getattr(dataset_hparams, "tokenizer", None)
+    if tokenizer is None:
+        return facts
+    if facts.task != "language_modeling":
+        raise UserError(f"--tokenizer is for text corpora; {facts.name} is not one: drop the flag")
+    from datasets.tokenized_text import vocabulary_size
+    return dataclasses.replace(facts, num_classes=vocabulary_size(str(tokenizer)))
+
+
 def clear_cache() -> None:
     """Forget every split read so far (the next `get` reads the files again)."""
     _CACHE.clear()
@@ -165,10 +178,17 @@ def _text_loader(h: Any, entry: DatasetSpec, split: str, root: Path, device: tor
     for flag, default in (("input_normalization", "dataset"), ("table_split", "stratified")):
         if getattr(h, flag, default) != default:
             raise UserError(f"--{flag} is not defined for the text corpus {entry.name}: drop the flag")
-    cpu = _cached((entry.name, split, root, "text"), lambda: entry.files.read_split(root, split))
-    tokens = _cached((entry.name, split, root, "text", str(device)), lambda: cpu.to(device))
+    tokenizer = getattr(h, "tokenizer", None)
+    if tokenizer is None:
+        cpu = _cached((entry.name, split, root, "text"), lambda: entry.files.read_split(root, split))
+    else:
+        from datasets.tokenized_text import tokenized_split
+        cpu = _cached((entry.name, split, root, "text", h.tokenizer_digest),
+                      lambda: tokenized_split(entry.files, root, split, tokenizer)[0])
+    tokens = _cached((entry.name, split, root, "text", h.tokenizer_digest if tokenizer else None, str(device)),
+                     lambda: cpu.to(device))
     context = getattr(h, "context_length", None) or entry.input_shape[0]
-    return TextLoader(tokens, context=context, batch_size=h.batch_size, vocabulary=entry.num_classes,
+    return TextLoader(tokens, context=context, batch_size=h.batch_size, vocabulary=info_of(h).num_classes,
                       train=split == "train", transformation_seed=h.transformation_seed or 0)
 
 

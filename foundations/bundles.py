@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from foundations.checks import check_fraction
+from foundations.digests import checkpoint_digest, tokenizer_digest
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from foundations.step import Step, check_nonzero_step, check_step_list_syntax, check_step_syntax
@@ -16,9 +17,8 @@ class DatasetHparams(Hparams):
     _name = "Dataset Hyperparameters"
     _description = "Which data, in which batches, with which transformations."
 
-    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | imagenet | xor | "
-                                    "sine | "
-                                    "iris | wine | breastcancer | fortunes")
+    dataset_name: str = hparam(help="mnist | fashionmnist | cifar10 | cifar100 | tinyimagenet | tinyimagenet2 | "
+                                    "imagenet | xor | sine | iris | wine | breastcancer | fortunes")
     batch_size: int = hparam(help="examples per training step")
     do_not_augment: bool = hparam(False, "turn off the dataset's training augmentation")
     transformation_seed: Optional[int] = hparam(
@@ -39,8 +39,19 @@ class DatasetHparams(Hparams):
         choices=("stratified", "legcnet"))
     context_length: Optional[int] = hparam(
         None, "text: tokens per window (default: the corpus's, e.g. 128 for fortunes)")
+    tokenizer: Optional[str] = hparam(
+        None, "text: tokenize the corpus with the tokenizer saved in this directory (e.g. the --pretrained GPT-2's; "
+              "the hf extra) instead of as bytes; not hashed: its digest is", hashed=False)
+    tokenizer_digest: Optional[str] = hparam(
+        None, "sha256 of the --tokenizer directory's files (filled in from it; given, it is checked)")
 
     def validate(self) -> None:
+        if self.tokenizer is not None:
+            digest = tokenizer_digest(self.tokenizer)
+            if self.tokenizer_digest not in (None, digest):
+                raise UserError(f"--tokenizer={self.tokenizer} has digest {digest}, not --tokenizer_digest="
+                                f"{self.tokenizer_digest}: its files changed; drop --tokenizer_digest for a new run")
+            self.tokenizer_digest = digest
         if self.context_length is not None and self.context_length < 1:
             raise UserError(f"--context_length={self.context_length} must be a positive number of tokens")
         if self.batch_size is not None and self.batch_size <= 0:
@@ -60,8 +71,8 @@ class ModelHparams(Hparams):
 
     model_name: str = hparam(help="e.g. fashionmnist_lenet_300_100, cifar_resnet_20, cifar_vgg_16, imagenet_resnet_50")
     model_init: str = hparam("kaiming_normal",
-                             "kaiming_normal | kaiming_uniform | orthogonal | standard_normal (std 1) | binary | "
-                             "pytorch (each layer's own default draw) | normal (std --init_std)")
+                             "kaiming_normal | kaiming_uniform | glorot_uniform | orthogonal | standard_normal "
+                             "(std 1) | binary | pytorch (each layer's own default draw) | normal (std --init_std)")
     batchnorm_init: str = hparam("uniform", "uniform | fixed")
     batchnorm_frozen: bool = hparam(False, "do not train batchnorm weights and biases")
     output_frozen: bool = hparam(False, "do not train the output layer")
@@ -70,10 +81,25 @@ class ModelHparams(Hparams):
     init_std: float = hparam(0.1, "std of --model_init=normal and --bias_init=normal (0.1: the 'Missing the Mark' "
                                   "fork's standard_normal, the LEGCNet authors' iris init)")
     init_seed: Optional[int] = hparam(None, "seed for the initial weights (default: derived from the replicate)")
+    pretrained: Optional[str] = hparam(
+        None, "start from this Hugging Face checkpoint directory (save_pretrained format; model names "
+              "[<dataset>_]hf, see docs/transformers.md); not hashed: the checkpoint's digest is", hashed=False)
+    pretrained_digest: Optional[str] = hparam(
+        None, "sha256 of the --pretrained directory's files (filled in from it; given, it is checked)")
 
     def validate(self) -> None:
         if not self.init_std > 0:
             raise UserError(f"--init_std={self.init_std} must be a positive number")
+        if self.pretrained is not None:
+            digest = checkpoint_digest(self.pretrained)
+            if self.pretrained_digest not in (None, digest):
+                raise UserError(f"--pretrained={self.pretrained} has digest {digest}, not --pretrained_digest="
+                                f"{self.pretrained_digest}: its files changed; drop --pretrained_digest for a new run")
+            self.pretrained_digest = digest
+            if (self.model_init, self.bias_init) != ("pytorch", "pytorch"):
+                raise UserError(f"--model_init={self.model_init} --bias_init={self.bias_init} would redraw the "
+                                "--pretrained weights: give --model_init=pytorch --bias_init=pytorch (as "
+                                "--default_hparams=<dataset>_hf does)")
         if self.init_std != 0.1 and "normal" not in (self.model_init, self.bias_init):
             raise UserError(f"--init_std={self.init_std} is used only by --model_init=normal or --bias_init=normal: "
                             "give one of them, or drop --init_std")
@@ -135,6 +161,21 @@ class TrainingHparams(Hparams):
     final_lr: Optional[float] = hparam(None, "where the cosine schedule ends (default: 0)")
     label_smoothing: float = hparam(0.0, "cross-entropy label smoothing in [0, 1) (0: off); training loss only, "
                                          "evaluation reports the plain cross-entropy")
+    # Pretraining (OpenLTH's --pretrain_* flags): a dense run before this one, whose final weights this
+    # run starts from (runs/trunk.py). Every field is off by default, so no earlier hash changes.
+    pretrain_training_steps: Optional[str] = hparam(
+        None, "first pretrain for this long (e.g. 2ep) on --pretrain_dataset_name with the --pretrain_* recipe, then "
+              "train from the pretrained weights (default: no pretraining)")
+    pretrain_dataset_name: Optional[str] = hparam(None, "the pretraining dataset (default: the main dataset)")
+    pretrain_batch_size: Optional[int] = hparam(None, "pretraining batch size (default: the main --batch_size)")
+    pretrain_optimizer_name: Optional[str] = hparam(None, "pretraining optimizer (default: the main one)",
+                                                    choices=OPTIMIZERS)
+    pretrain_lr: Optional[float] = hparam(None, "pretraining learning rate (default: the main --lr)")
+    pretrain_momentum: Optional[float] = hparam(None, "pretraining SGD momentum (default: the main --momentum)")
+    pretrain_weight_decay: Optional[float] = hparam(None, "pretraining weight decay (default: the main one)")
+    pretrain_milestone_steps: Optional[str] = hparam(
+        None, "pretraining learning-rate milestones, e.g. 1ep (default: none)", is_list=True)
+    pretrain_gamma: Optional[float] = hparam(None, "learning-rate factor at each pretraining milestone")
 
     def validate(self) -> None:
         if self.training_steps is not None:
@@ -167,6 +208,39 @@ class TrainingHparams(Hparams):
             raise UserError(f"--label_smoothing smooths the cross-entropy; --loss={self.loss} has none: drop one")
         if self.nesterov and (self.optimizer_name != "sgd" or not self.momentum):
             raise UserError("--nesterov needs --optimizer_name=sgd with a --momentum above 0")
+        self.validate_pretraining()
+
+    def validate_pretraining(self) -> None:
+        given = [f"--{name}" for name in PRETRAIN_FIELDS if getattr(self, name) is not None]
+        if self.pretrain_training_steps is None:
+            if given:
+                raise UserError(f"{given[0]} sets up pretraining, which --pretrain_training_steps turns on: add it "
+                                f"(e.g. --pretrain_training_steps=2ep) or drop {given[0]}")
+            return
+        check_nonzero_step(self.pretrain_training_steps, "pretrain_training_steps")
+        if self.pretrain_milestone_steps is not None:
+            check_step_list_syntax(self.pretrain_milestone_steps, "pretrain_milestone_steps")
+            if self.pretrain_gamma is None:
+                raise UserError("--pretrain_milestone_steps needs --pretrain_gamma (the factor at each milestone)")
+        if self.pretrain_batch_size is not None and self.pretrain_batch_size <= 0:
+            raise UserError(f"--pretrain_batch_size={self.pretrain_batch_size} must be a positive integer")
+
+    def pretraining(self) -> Optional["TrainingHparams"]:
+        """The pretraining recipe (None without --pretrain_training_steps): the main optimizer, lr,
+        momentum and weight decay unless a --pretrain_* flag replaces them, its own milestones, no
+        warmup, and nothing of the main run's schedule or observation flags."""
+        if self.pretrain_training_steps is None:
+            return None
+        def given(name: str):
+            value = getattr(self, f"pretrain_{name}")
+            return getattr(self, name) if value is None else value
+        momentum = given("momentum")
+        return TrainingHparams(
+            optimizer_name=given("optimizer_name"), lr=given("lr"), training_steps=self.pretrain_training_steps,
+            momentum=momentum, nesterov=self.nesterov and bool(momentum) and given("optimizer_name") == "sgd",
+            milestone_steps=self.pretrain_milestone_steps,
+            gamma=self.pretrain_gamma, weight_decay=given("weight_decay"), precision=self.precision, loss=self.loss,
+            label_smoothing=self.label_smoothing)
 
     def check_steps(self, iterations_per_epoch: int) -> None:
         """Refuse steps beyond the end of training (they would silently never happen)."""
@@ -179,6 +253,11 @@ class TrainingHparams(Hparams):
             if step > end:
                 raise UserError(f"--{flag} has {step} beyond the end of training ({self.training_steps} = {end}): "
                                 f"give steps up to {end}")
+
+
+PRETRAIN_FIELDS = ("pretrain_training_steps", "pretrain_dataset_name", "pretrain_batch_size", "pretrain_optimizer_name",
+                   "pretrain_lr", "pretrain_momentum", "pretrain_weight_decay", "pretrain_milestone_steps",
+                   "pretrain_gamma")
 
 
 # The trunk's bundles, by the key under which hparams.json stores each (a branch adds its own).

@@ -95,13 +95,25 @@ def _freeze(model: Model, batchnorm: bool, output: bool) -> None:
             parameter.requires_grad_(False)
 
 
+def _with_pretrained(family: ModelFamily, spec: Any, model_hparams: Any) -> tuple[ModelFamily, Any]:
+    """A family that starts from a checkpoint has a `pretrained` field in its spec (filled from
+    --pretrained here); every other family refuses --pretrained."""
+    pretrained = getattr(model_hparams, "pretrained", None)
+    if "pretrained" in getattr(spec, "_fields", ()):
+        return family, spec._replace(pretrained=pretrained)
+    if pretrained is not None:
+        raise UserError(f"--pretrained loads a Hugging Face checkpoint into model names like <dataset>_hf; "
+                        f"--model_name={model_hparams.model_name} is drawn from scratch: drop --pretrained")
+    return family, spec
+
+
 def get(model_hparams: ModelHparamsLike, input_shape: InputShape, num_classes: int, seed: int) -> Model:
     """Build the named model on the CPU with weights drawn from `seed` alone.
 
     The caller's RNG state is untouched: the draw happens on a forked CPU generator, so the same
     seed gives bitwise the same weights wherever and whenever it is called.
     """
-    family, spec = _lookup(model_hparams.model_name)
+    family, spec = _with_pretrained(*_lookup(model_hparams.model_name), model_hparams)
     bias_init = getattr(model_hparams, "bias_init", "pytorch")
     initializers.check_names(model_hparams.model_init, model_hparams.batchnorm_init, bias_init)
     shape = _check_shape(input_shape, num_classes)

@@ -45,7 +45,7 @@ class Trunk:
         self.platform = platform
         self.dir = desc.run_path(platform.root, replicate)
         self.seeds = desc.seeds(replicate)
-        self.info = datasets_registry.info(desc.dataset.dataset_name)
+        self.info = datasets_registry.info_of(desc.dataset)
         self._loaders: dict[str, object] = {}
         self._done: Optional[dict] = None  # done.json once run() has seen the trunk finished
         if desc.training.precision == "bf16" and platform.device.type != "cuda":
@@ -93,14 +93,49 @@ class Trunk:
         self.desc.training.check_steps(self.iterations_per_epoch)
         Loss(self.desc.training.loss, self.info.task, self.info.num_classes,  # a loss that fits the task
              getattr(self.desc.training, "label_smoothing", 0.0))
+        if self.pretrained is not None:
+            self.pretrained.check()
+            _fitted(self.fresh_model(), self.pretrained.fresh_model().state_dict(),
+                    self.pretrained.desc.dataset.dataset_name)
         self.platform.prepare_root()
 
     # ---- models ------------------------------------------------------------------------------
     def fresh_model(self, seed: Optional[int] = None) -> torch.nn.Module:
         """A newly drawn network: the trunk's initialization, or another one with `seed`."""
+        if seed is not None and self.desc.model.pretrained is not None:
+            raise UserError(f"this trunk starts from the checkpoint {self.desc.model.pretrained}, so a network drawn "
+                            "from another seed would be that checkpoint again, not a reinitialization: leave out "
+                            "the reinit control (--reinitialize, --control=reinit, --controls=reinit) here")
         model = models_registry.get(self.desc.model, self.info.input_shape, self.info.num_classes,
                                     seed=self.seeds["init"] if seed is None else seed)
         return model.to(self.platform.device)
+
+    @functools.cached_property
+    def pretrained(self) -> Optional["Trunk"]:
+        """The pretraining run (--pretrain_* flags) this trunk starts from, or None: itself a trunk,
+        the one `train` makes with the pretraining dataset and recipe, so it is found and reused."""
+        training = self.desc.training.pretraining()
+        if training is None:
+            return None
+        dataset = self.desc.dataset.replace(
+            dataset_name=self.desc.training.pretrain_dataset_name or self.desc.dataset.dataset_name,
+            batch_size=self.desc.training.pretrain_batch_size or self.desc.dataset.batch_size,
+            subsample_fraction=None, random_labels_fraction=None, validation_fraction=None)
+        return Trunk(TrainDesc(dataset, self.desc.model, training), self.replicate, self.platform)
+
+    def starting_model(self) -> torch.nn.Module:
+        """What training starts from: a fresh draw, or the pretraining run's final weights (trained
+        first if needed). A pretraining dataset with another number of classes leaves the output
+        layer at this trunk's own initialization (OpenLTH's rule); any other tensor must fit."""
+        model = self.fresh_model()
+        if self.pretrained is None:
+            return model
+        source = self.pretrained
+        done = source.run(wait_for_lock=True)
+        final = run_files.final_step_of(done, source.iterations_per_epoch)
+        state = checkpoint.load_model_state(source.dir / checkpoint.model_filename(final))
+        model.load_state_dict(_fitted(model, state, source.desc.dataset.dataset_name))
+        return model
 
     def initial_model(self) -> torch.nn.Module:
         """The trunk's weights at initialization, as saved in its run dir (so a branch rewinds to
@@ -163,7 +198,7 @@ class Trunk:
             with run_lock(self.dir, wait=wait_for_lock):
                 done = self.done()  # another process may have finished it while we waited
                 if done is None:
-                    train(self.fresh_model(), self.desc.training, self.loader(True), self.loader(False),
+                    train(self.starting_model(), self.desc.training, self.loader(True), self.loader(False),
                           self.dir, platform=self.platform, data_order_seed=self.seeds["data_order"],
                           hooks=hooks)
                     done = self.done()
@@ -204,7 +239,7 @@ class Trunk:
         quick = self.desc.training.replace(weight_save_steps=",".join(map(str, saves)) or None, eval_every=eval_every)
         with run_lock(self.dir, wait=True):
             if last:
-                train(self.fresh_model(), quick, self.loader(True), self.loader(False), scratch,
+                train(self.starting_model(), quick, self.loader(True), self.loader(False), scratch,
                       platform=dataclasses.replace(self.platform, log_to=()),  # a scratch run: logged nowhere
                       data_order_seed=self.seeds["data_order"], end=Step(last, ipe))
             if primary:
@@ -212,7 +247,7 @@ class Trunk:
                     if step.iteration:
                         (scratch / checkpoint.model_filename(step)).replace(self.dir / checkpoint.model_filename(step))
                     else:
-                        checkpoint.save_model(self.fresh_model(), self.dir, step)
+                        checkpoint.save_model(self.starting_model(), self.dir, step)
                 wanted = set(evaluations)
                 added = [r for r in read_records(scratch / paths.METRICS)
                          if r["iteration"] in wanted and r["name"].startswith("test_")]
@@ -232,6 +267,20 @@ class Trunk:
             self._replay([step], [])
         model.load_state_dict(checkpoint.load_model_state(path))
         return model
+
+
+def _fitted(model: torch.nn.Module, state: dict, dataset_name: str) -> dict:
+    """`state` for `model`: the output layer keeps the model's own tensors where the pretrained ones
+    have another shape (other classes); any other misfit is one UserError."""
+    own = model.state_dict()
+    outputs = set(getattr(model, "output_layer_names", []))
+    fitted = {name: own[name] if name in outputs and name in state and state[name].shape != own[name].shape
+              else state.get(name) for name in own}
+    wrong = [name for name, tensor in fitted.items() if tensor is None or tensor.shape != own[name].shape]
+    if wrong:
+        raise UserError(f"--pretrain_dataset_name={dataset_name} gives {', '.join(wrong[:3])} another shape than "
+                        f"the main dataset does (inputs of another size?): pretrain on data of the same input shape")
+    return {name: tensor.to(own[name].device) for name, tensor in fitted.items()}
 
 
 def _readable_or_set_aside(path) -> bool:
