@@ -28,11 +28,11 @@ def main(argv: list[str]) -> int:
     kept = [row for row in all_rows if where.matches(row, conditions)]
     if args.format == "table":
         shown = listing.defining(kept)
-        trailing = [c for c in listing.TRAILING if c != "result" or any(row["result"] for row in kept)]
+        trailing = [c for c in listing.trailing(kept) if c != "result" or any(row["result"] for row in kept)]
         columns = listing.LEADING + shown + trailing + (["note"] if any(row["note"] for row in kept) else [])
     else:
         shown = listing.every_field(kept)
-        columns = (listing.LEADING + shown + listing.TRAILING + listing.COMPUTE
+        columns = (listing.LEADING + shown + listing.trailing(kept, every=True) + listing.COMPUTE
                    + ["hash", "parent_hash", "note", *listing.ENVIRONMENT])
     if not kept and args.format == "table":
         print(f"no runs under {root}" + (" match the --where conditions" if conditions else ""), file=sys.stderr)

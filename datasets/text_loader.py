@@ -84,5 +84,12 @@ class TextLoader:
             yield self.tokens[positions].long(), self.tokens[positions + 1].long()
 
     def examples_per_class(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise UserError("this score draws examples per class, but the dataset is a language-modelling corpus "
-                        "(no classes): use a data-free strategy such as magnitude or random")
+        """What snipN/graspN/graspabsN read on a corpus, which has no classes to draw from: N
+        next-token predictions per vocabulary entry on average, i.e. ceil(N * vocabulary / context)
+        windows at starts drawn from (seed, "scoring windows") alone, as (inputs, next tokens).
+        The count scales like N examples per class of a classifier (N * classes targets); the
+        byte frequencies themselves are left as the text has them (no per-class balancing)."""
+        count = -(-n * self.num_classes // self.context)
+        starts = window_starts(self.tokens.numel(), self.context, count, seed, "scoring windows")
+        positions = starts.to(self.device)[:, None] + self._offsets
+        return self.tokens[positions].long(), self.tokens[positions + 1].long()

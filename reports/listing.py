@@ -14,6 +14,7 @@ from reports.rundirs import Run
 
 LEADING = ["kind", "level", "replicate", "status", "step"]
 TRAILING = ["test_accuracy", "result", "density", *compute_columns.SHOWN, "run"]  # result: a branch's headline
+PERPLEXITY = "test_perplexity"  # a language model's row leads with it (reports/metric.py)
 COMPUTE = [c for c in compute_columns.COLUMNS if c not in compute_columns.SHOWN]  # CSV and JSON only
 
 
@@ -26,10 +27,25 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
         entries = [(level.number, level.path, level.state) for level in run.levels] or [(None, run.path, run.state)]
         for number, path, state in entries:
             result.append({**base, "level": number, "status": state.status, "step": state.step,
-                           "test_accuracy": state.test_accuracy, "result": state.headline_text(),
+                           "test_accuracy": state.test_accuracy, PERPLEXITY: state.test_perplexity,
+                           "result": state.headline_text(),
                            "density": state.density, **compute_columns.values(state.compute),
                            "note": state.note, "run": str(path.relative_to(run.root))})
     return result
+
+
+def trailing(table_rows: list[dict[str, Any]], *, every: bool = False) -> list[str]:
+    """TRAILING for these rows: with language models among them, `test_perplexity` beside
+    `test_accuracy` (CSV and JSON, `every`, or a table that also holds classifiers) or in its place
+    (a table of language models alone: their test_accuracy is next-token accuracy); rows without
+    one give TRAILING unchanged."""
+    models = [row for row in table_rows if row.get(PERPLEXITY) is not None]
+    if not models:
+        return list(TRAILING)
+    classifiers = any(row.get("test_accuracy") is not None and row.get(PERPLEXITY) is None for row in table_rows)
+    at = TRAILING.index("test_accuracy")
+    lead = ["test_accuracy", PERPLEXITY] if every or classifiers else [PERPLEXITY]
+    return TRAILING[:at] + lead + TRAILING[at + 1:]
 
 
 def differing(table_rows: list[dict[str, Any]]) -> list[str]:

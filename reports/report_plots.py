@@ -1,6 +1,7 @@
 """A report's figures: test accuracy against density (log axis, 95% bands), optionally against
 forward FLOPs per example instead (`report --flops_axis`), and test accuracy against the training
-iteration for each level (or density), averaged over replicates."""
+iteration for each level (or density), averaged over replicates. Language models plot their test
+perplexity instead (the y axis says lower is better), in perplexity_vs_*.png/pdf files."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ from matplotlib.ticker import FuncFormatter
 from reports.compute_columns import short
 from reports.experiment import Experiment
 from reports.figures import plt, save
-from reports.report_tables import Row, x_text
+from reports.metric import ACCURACY, Metric, curve
+from reports.report_tables import Row, lead_metric, x_text
 
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1))]
 
 
 AXES = {"density": "density (fraction of prunable weights kept, log scale)",
         "flops": "forward FLOPs per example with the mask (log scale)"}
+
+
+def _stem(stem: Path, metric: Metric) -> Path:
+    """accuracy_vs_density -> perplexity_vs_density for a language model's figures."""
+    return stem if metric is ACCURACY else stem.with_name(stem.name.replace("accuracy", metric.words.split()[-1]))
 
 
 def _x(row: Row, role: str, axis: str) -> Optional[float]:
@@ -38,6 +45,7 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
           for r in rows for role in experiment.roles if (v := _x(r, role, axis)) is not None}
     if len(xs) < 2:
         return []
+    metric = lead_metric(experiment)
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")  # room for the title above the axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(experiment.series()):
@@ -52,8 +60,9 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
             name = label if role == "main" else f"{label}: {role}"
             ax.plot(x, [s.mean for _, s in points], linestyle=STYLES[j % len(STYLES)], marker="o", ms=3,
                     color=colour, label=name)
-            low = np.clip([s.low for _, s in points], 0, 1)  # accuracy is bounded; the table is not clipped
-            high = np.clip([s.high for _, s in points], 0, 1)
+            bounds = (0, 1) if metric.bounded else (1, None)  # accuracy in [0, 1], perplexity >= 1; the table
+            low = np.clip([s.low for _, s in points], *bounds)  # is not clipped
+            high = np.clip([s.high for _, s in points], *bounds)
             band = np.isfinite(low) & np.isfinite(high)
             if band.any():
                 ax.fill_between(x[band], low[band], high[band], color=colour, alpha=0.18, lw=0)
@@ -64,16 +73,17 @@ def accuracy_vs_density(experiment: Experiment, rows: list[Row], stem: Path, tit
     ax.xaxis.set_minor_formatter(plain)
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(AXES[axis])
-    ax.set_ylabel("final test accuracy")
+    ax.set_ylabel(f"final {metric.header}")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    return save(fig, stem)
+    return save(fig, _stem(stem, metric))
 
 
 def accuracy_vs_iteration(experiment: Experiment, stem: Path, title: str) -> list[Path]:
     """One panel per series, one line per level (or density), the mean over the replicates."""
     labels = experiment.series()
+    metric = lead_metric(experiment)
     columns = min(3, len(labels))
     panels = math.ceil(len(labels) / columns)
     fig, axes = plt.subplots(panels, columns, figsize=(5 * columns, 3.6 * panels), squeeze=False,
@@ -84,7 +94,8 @@ def accuracy_vs_iteration(experiment: Experiment, stem: Path, title: str) -> lis
         for k, x in enumerate(xs):
             curves: dict[int, list[float]] = {}
             for result in experiment.of("main", label, x):
-                for iteration, value in result.curve:
+                points = result.curve if metric is ACCURACY else curve(result.path, result.level, metric)
+                for iteration, value in points:
                     curves.setdefault(iteration, []).append(value)
             if not curves:
                 continue
@@ -94,11 +105,11 @@ def accuracy_vs_iteration(experiment: Experiment, stem: Path, title: str) -> lis
             ax.plot(iterations, [np.mean(curves[i]) for i in iterations], color=colour, marker=".", ms=3, label=name)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("iteration")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel(metric.header)
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    return save(fig, stem)
+    return save(fig, _stem(stem, metric))

@@ -1,5 +1,6 @@
 """A report's numbers: per series and density (or level), the replicates' final and best test
-accuracy summarized; the same for each control; the tidy one-row-per-run table; and the
+accuracy summarized (a language model's test perplexity instead, lower is better:
+reports/metric.py); the same for each control; the tidy one-row-per-run table; and the
 commands that would make the missing runs."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Optional
 from reports.compute_columns import COLUMNS, short
 from reports.compute_columns import speedup as speedup_text
 from reports.experiment import Experiment, Result
+from reports.metric import ACCURACY, Metric, curve, lead
 from reports.stats import Summary, summarize
 
 COMPUTE_HEAD = ["nonzero params", "forward FLOPs", "speedup", "train FLOPs"]  # means over the replicates
@@ -43,16 +45,32 @@ def mean_compute(results: list[Result]) -> dict[str, Optional[float]]:
     return {column: _mean([r.state.compute.get(key) for r in results]) for column, key in COLUMNS.items()}
 
 
+def lead_metric(experiment: Experiment) -> Metric:
+    """Test perplexity when the experiment's finished runs are language models, else test accuracy
+    (also for a stand-in experiment that carries no results)."""
+    return lead(r.state for r in _done(getattr(experiment, "results", [])))
+
+
+def best_of(result: Result, metric: Metric) -> Optional[float]:
+    """The best value of the metric during the result's training (accuracy: the highest, as
+    experiment.py already found; perplexity: the lowest, from its metrics.jsonl)."""
+    if metric is ACCURACY:
+        return result.best
+    return metric.best(value for _, value in curve(result.path, result.level, metric))
+
+
 def summary_rows(experiment: Experiment) -> list[Row]:
     rows = []
+    metric = lead_metric(experiment)
     for label in experiment.series():
         for x in experiment.xs(label):
             done = _done(experiment.of("main", label, x))
             densities = [r.state.density for r in done if r.state.density is not None]
             controls = {role: _done(experiment.of(role, label, x)) for role in experiment.roles[1:]}
             rows.append(Row(label, x, sum(densities) / len(densities) if densities else None,
-                            summarize([r.state.test_accuracy for r in done]), summarize([r.best for r in done]),
-                            {role: summarize([r.state.test_accuracy for r in found])
+                            summarize([metric.of(r.state) for r in done]),
+                            summarize([best_of(r, metric) for r in done]),
+                            {role: summarize([metric.of(r.state) for r in found])
                              for role, found in controls.items()},
                             mean_compute(done),
                             {role: mean_compute(found)["flops"] for role, found in controls.items()}))
@@ -75,8 +93,9 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
     lines = [f"# {title}", "",
              f"{len(_done(experiment.results))} finished results of {len(experiment.results)} expected "
              f"({len(found)} found); mean ± std over replicates, 95% Student-t interval of the mean.", ""]
+    metric = lead_metric(experiment)
     head = ([experiment.x_label] if experiment.x_label else []) + [
-        "density", "n", "test accuracy", "95% interval", "best test accuracy", "best: 95% interval",
+        "density", "n", metric.header, "95% interval", f"best {metric.words}", "best: 95% interval",
         *COMPUTE_HEAD, *experiment.roles[1:]]
     accuracy = has_accuracy(experiment)
     for label in experiment.series():
@@ -103,12 +122,14 @@ def markdown(experiment: Experiment, rows: list[Row], title: str) -> str:
 
 
 def reference_row(experiment: Experiment, series: str, width: int) -> list[str]:
-    """'dense (trunk)': the final test accuracy of the trunks the series pruned, the reference a
-    pruned network is measured against (none for branches whose level 0 is the trunk)."""
+    """'dense (trunk)': the final test accuracy (or perplexity) of the trunks the series pruned, the
+    reference a pruned network is measured against (none for branches whose level 0 is the trunk)."""
     trunks = _done(experiment.trunks_of(series))
     if not trunks or not experiment.x_label:
         return []
-    final, best = summarize([r.state.test_accuracy for r in trunks]), summarize([r.best for r in trunks])
+    metric = lead_metric(experiment)
+    final = summarize([metric.of(r.state) for r in trunks])
+    best = summarize([best_of(r, metric) for r in trunks])
     cells = ["dense (trunk)", "1.0000", str(final.n), final.text(), final.interval(), best.text(), best.interval(),
              *compute_cells(mean_compute(trunks))]
     return ["| " + " | ".join(cells + ["-"] * (width - len(cells))) + " |"]
@@ -191,11 +212,14 @@ def missing_commands(experiment: Experiment) -> list[tuple[str, str]]:
 
 
 def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
-    """One row per run found (main runs first; a control that is also a main run is listed once)."""
+    """One row per run found (main runs first; a control that is also a main run is listed once);
+    language models add their final and best test perplexity after the accuracy columns."""
+    metric = lead_metric(experiment)
+    extra = [] if metric is ACCURACY else [f"final_{metric.key}", f"best_{metric.key}"]
     columns = ["role", "series", *experiment.varying]
     if experiment.x_label and experiment.x_label not in experiment.varying:
         columns.append(experiment.x_label)
-    columns += ["replicate", "density", *COLUMNS, "final_test_accuracy", "best_test_accuracy",
+    columns += ["replicate", "density", *COLUMNS, "final_test_accuracy", "best_test_accuracy", *extra,
                 *headline_labels(experiment), "status", "path"]
     rows, seen = [], set()
     for r in experiment.results:
@@ -207,6 +231,8 @@ def tidy(experiment: Experiment) -> tuple[list[str], list[dict]]:
                      "density": r.state.density,
                      **{column: r.state.compute.get(key) for column, key in COLUMNS.items()},
                      "final_test_accuracy": r.state.test_accuracy,
-                     "best_test_accuracy": r.best, **r.state.headline, "status": r.state.status,
+                     "best_test_accuracy": r.best,
+                     **({} if metric is ACCURACY else {extra[0]: metric.of(r.state), extra[1]: best_of(r, metric)}),
+                     **r.state.headline, "status": r.state.status,
                      "path": str(r.path)})
     return columns, rows

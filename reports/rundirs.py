@@ -36,6 +36,7 @@ class State:
     headline: dict[str, float] = field(default_factory=dict)  # a branch's own result, from its marker
     results: dict[str, dict[str, float]] = field(default_factory=dict)  # its table: {row: {metric: value}}
     compute: dict[str, Any] = field(default_factory=dict)  # done.json's parameters and FLOPs (training/compute.py)
+    test_perplexity: Optional[float] = None  # a language model's (its test_accuracy is next-token accuracy)
 
     def headline_text(self) -> Optional[str]:
         """'barrier 0.0123, above chord 0.0100': the branch's headline numbers, or None."""
@@ -142,7 +143,8 @@ def state_of(directory: Path, names: Optional[set[str]] = None, *, dense: bool =
         if isinstance(done, dict) and (name == paths.BRANCH_DONE or isinstance(done.get("metrics"), dict)):
             metrics = done.get("metrics") if isinstance(done.get("metrics"), dict) else {}
             return State("done", number(metrics.get("test_accuracy")), density, done.get("final_step"),
-                         headline=headline, results=results, compute=compute_of(done, table))
+                         headline=headline, results=results, compute=compute_of(done, table),
+                         test_perplexity=number(metrics.get("test_perplexity")))
         if done is not None:  # None: removed between the listing and the read
             return State("corrupt", None, density, None, f"{name} is unreadable")
     if any(is_locked(d) for d in (directory, *lock_holders)):
@@ -194,17 +196,18 @@ def _finished_levels(path: Path, names: set[str]) -> Optional[int]:
 
 def _aggregate(levels: list[Level], expected: Optional[int], own: State) -> State:
     """A level branch's state: the worst of its levels' (running, failed, corrupt before partial);
-    done when its marker says it finished `expected` levels and each is done. Accuracy and density
-    are its deepest done level's."""
+    done when its marker says it finished `expected` levels and each is done. Accuracy (or
+    perplexity) and density are its deepest done level's."""
     statuses = [level.state.status for level in levels]
     done = [level for level in levels if level.state.status == "done"]
     last = done[-1].state if done else State("partial")
     for status in ("running", "failed", "corrupt"):
         if status in statuses or own.status == status:
-            return State(status, last.test_accuracy, last.density, last.step, own.note, compute=last.compute)
+            return State(status, last.test_accuracy, last.density, last.step, own.note, compute=last.compute,
+                         test_perplexity=last.test_perplexity)
     complete = expected is not None and set(range(expected + 1)) <= {level.number for level in done}
     return State("done" if complete else "partial", last.test_accuracy, last.density, last.step,
-                 compute=last.compute)
+                 compute=last.compute, test_perplexity=last.test_perplexity)
 
 
 def read_run(path: Path, root: Path) -> Run:

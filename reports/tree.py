@@ -13,6 +13,7 @@ from typing import Optional
 
 from foundations.tables import cell, hparam_text
 from reports.listing import branch_defaults, own_hparams
+from reports.metric import of_state
 from reports.rundirs import Run, State
 
 
@@ -30,12 +31,14 @@ class Node:
         return self.state.status if self.state else "group"
 
     def detail(self) -> str:
-        """'done  acc 0.9123  density 0.8000', as far as known."""
+        """'done  acc 0.9123  density 0.8000' (a language model: 'ppl 6.0812', its test perplexity),
+        as far as known."""
         if self.state is None:
             return ""
         parts = [self.state.status]
-        if self.state.test_accuracy is not None:
-            parts.append(f"acc {cell(self.state.test_accuracy)}")
+        metric = of_state(self.state)
+        if metric.of(self.state) is not None:
+            parts.append(f"{metric.tag} {cell(metric.of(self.state))}")
         if self.state.density is not None:
             parts.append(f"density {cell(self.state.density)}")
         if self.state.headline_text():  # a branch's own result: a barrier, an orderedness, ...

@@ -1,6 +1,7 @@
 """The experiment graph as a picture: graphviz's `dot` when it is on PATH, else matplotlib.
 
-Each node shows its name, status, final test accuracy and density, coloured by status; edges go
+Each node shows its name, status, final test accuracy (a language model's: its test perplexity,
+"ppl") and density, coloured by status; edges go
 from a trunk to its branches and from a branch to its levels; a dashed edge goes from a control
 branch to the branch whose tickets it uses.
 """
@@ -13,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from foundations.errors import UserError
+from reports.metric import of_state
 from reports.tree import Node
 
 COLOURS = {"done": "#a6dba0", "partial": "#fdd49e", "running": "#9ecae1", "failed": "#f4a582",
@@ -32,8 +34,9 @@ def label(node: Node) -> str:
     if state is not None:
         lines.append(state.status)
         numbers = []
-        if state.test_accuracy is not None:
-            numbers.append(f"acc {state.test_accuracy:.4f}")
+        metric = of_state(state)  # test accuracy, or a language model's test perplexity
+        if metric.of(state) is not None:
+            numbers.append(f"{metric.tag} {metric.of(state):.4f}")
         if state.density is not None:
             numbers.append(f"density {state.density:.4f}")
         if numbers:

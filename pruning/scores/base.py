@@ -48,12 +48,13 @@ class ScoringData:
             raise ValueError("this score needs training examples: pass ScoringData(examples=<loader>)")
         inputs, labels = self.examples.examples_per_class(n, self.seed)
         total = labels.shape[0]
+        tokens = labels.ndim > 1  # a language model's windows: its token ids stay integers
         size = self.batch_size or total
         if size < total:
             order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed)).to(labels.device)
             inputs, labels = inputs.index_select(0, order), labels.index_select(0, order)
         for start in range(0, total, size):
-            x = inputs[start:start + size].to(device=device, dtype=dtype)
+            x = inputs[start:start + size].to(device=device, dtype=None if tokens else dtype)
             y = labels[start:start + size].to(device)
             yield x, y, y.shape[0] / total
 
@@ -85,7 +86,12 @@ def masked_copy(model: nn.Module, mask: Mask, *, train: bool, dtype: Optional[to
 
 def batch_losses(net: nn.Module, data: ScoringData, n: int, temperature: float = 1.0,
                  ) -> Iterator[tuple[torch.Tensor, float]]:
-    """(mean cross-entropy of net(x) / temperature over one batch, the batch's share)."""
+    """(mean cross-entropy of net(x) / temperature over one batch, the batch's share). Token ids
+    (integer inputs, a language model's windows) stay integers; a language model's (N, T, V) logits
+    against (N, T) next tokens give the mean over every position, the training loss's mean."""
     reference = next(net.parameters())
     for x, y, share in data.weighted_batches(n, reference.device, reference.dtype):
-        yield F.cross_entropy(net(x) / temperature, y), share
+        logits = net(x) / temperature
+        if logits.ndim == 3:
+            logits, y = logits.flatten(0, 1), y.flatten()
+        yield F.cross_entropy(logits, y), share

@@ -23,6 +23,7 @@ from torch import nn
 from bayes import fit_curvature, make_prior
 from bayes import opd_scores as posterior_damage
 from bayes.priors import Prior
+from foundations.errors import UserError
 from pruning.mask import Mask
 from pruning.scores.base import ScoringData
 
@@ -49,6 +50,9 @@ def opd_scores(model: nn.Module, mask: Mask, data: Optional[ScoringData]) -> dic
     loader = getattr(data, "examples", None)
     if loader is None or not hasattr(loader, "batches"):
         raise ValueError("opd needs the training set: pass ScoringData(examples=<training loader>)")
+    if getattr(loader, "task", None) == "language_modeling":
+        raise UserError("opd's Laplace takes (batch, classes) outputs, and a language model's are per position: "
+                        "use magnitude, random, snipN or graspN")
     likelihood = "regression" if getattr(loader, "task", "classification") == "regression" else "classification"
     curvature = fit_curvature(model, loader.batches(0), likelihood, CURVATURE,
                               mask={name: alive for name, alive in mask.items()})

@@ -73,8 +73,6 @@ def test_evaluation_walks_fixed_non_overlapping_windows(corpus_root):
 def test_per_example_flags_and_class_scores_refuse_with_one_line(corpus_root):
     with pytest.raises(UserError, match="fixed by position"):
         loader(corpus_root, "train", validation_fraction=0.1)
-    with pytest.raises(UserError, match="language-modelling"):
-        loader(corpus_root, "train").examples_per_class(2, 0)
 
 
 def tiny_gpt(tied=False):
