@@ -44,6 +44,12 @@ def kaiming_uniform(weight: torch.Tensor) -> None:
     nn.init.kaiming_uniform_(weight, mode="fan_in", nonlinearity="relu")
 
 
+def glorot_uniform(weight: torch.Tensor) -> None:
+    """U(-b, b) with b = sqrt(6 / (fan_in + fan_out)) (a conv's fans times its kernel size):
+    TensorFlow's default for conv and dense kernels, which the RigL code keeps."""
+    nn.init.xavier_uniform_(weight)
+
+
 def orthogonal(weight: torch.Tensor) -> None:
     """Gain-1 (semi-)orthogonal rows/columns of the weight flattened to (out, fan_in)."""
     nn.init.orthogonal_(weight)
@@ -85,6 +91,7 @@ def batchnorm_fixed(norm: nn.Module) -> None:
 WEIGHT_INITIALIZERS: dict[str, Callable[[torch.Tensor], None]] = {
     "kaiming_normal": kaiming_normal,
     "kaiming_uniform": kaiming_uniform,
+    "glorot_uniform": glorot_uniform,
     "orthogonal": orthogonal,
     "standard_normal": standard_normal,
     "binary": binary,

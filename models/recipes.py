@@ -38,6 +38,26 @@ def cifar(model_name: str, ignore_output: bool) -> dict:
     return recipe
 
 
+def rigl_cifar(model_name: str) -> dict:
+    """The RigL paper's CIFAR-10 setting, as its code (rigl/cifar_resnet/resnet_train_eval.py) runs
+    it: batch 128, 97,656 steps (250 epochs), SGD with Nesterov momentum 0.9, L2 5e-4, lr 0.1 divided
+    by 5 at steps 30k, 60k and 90k; Glorot-uniform conv and linear weights (TensorFlow's default),
+    BN scale 1; the first conv dense and the output layer sparse (the sparse branches' `auto`);
+    masks updated every 100 steps up to step 75,000 (0.768 of training) with drop fraction 0.3 on
+    a cosine decay; GMP prunes every 1,000 steps from step 20,000 to 75,000 (its `prune` method).
+    Not reproduced: its per-image standardization and reflection padding (here the dataset's
+    statistics and zero padding), and its L2 on BN parameters (none there; here weight decay on
+    every parameter)."""
+    training = {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "training_steps": "97656it",
+                "milestone_steps": "30000it,60000it,90000it", "gamma": 0.2}
+    recipe = _bundles(model_name, "cifar10", 128, training, {})
+    recipe["model"].update(model_init="glorot_uniform", batchnorm_init="fixed")
+    update = {"update_every": "100it", "update_end": 75000 / 97656, "drop_fraction": 0.3, "drop_anneal": "cosine"}
+    recipe.update(rigl=dict(update), set=dict(update),
+                  gmp={"begin_step": "20000it", "end_step": "75000it", "prune_every": "1000it"})
+    return recipe
+
+
 def imagenet(model_name: str) -> dict:
     """ImageNet ResNet: batch 1024 at lr 0.4 (scale both linearly), 5-epoch warmup, 90 epochs."""
     training = {"lr": 0.4, "momentum": 0.9, "weight_decay": 1e-4, "training_steps": "90ep",

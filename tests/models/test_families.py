@@ -353,7 +353,7 @@ def test_name_patterns_cover_every_family():
 
 
 @pytest.mark.parametrize("field, value, valid", [
-    ("init", "xavier", "kaiming_normal, kaiming_uniform, orthogonal, standard_normal, binary"),
+    ("init", "xavier", "kaiming_normal, kaiming_uniform, glorot_uniform, orthogonal, standard_normal, binary"),
     ("bn_init", "zeros", "uniform, fixed")])
 def test_unknown_initializers_are_user_errors(field, value, valid):
     with pytest.raises(UserError, match=valid):
