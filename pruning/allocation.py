@@ -9,6 +9,9 @@ Three allocations, each giving every layer a number of weights to keep:
            others, with the weights the dense layer keeps beyond the target taken from them, until
            none exceeds 1 (the redistribution of the RigL code's `get_sparsities_erdos_renyi`);
   global   one magnitude threshold over all allocated layers (needs the weights: `global_counts`).
+LAMP (Lee et al. 2021, `lamp_removals`) is a pruning scope rather than a density map: one global
+threshold on each weight's LAMP score, its w² over the sum of w² of the layer's weights at least
+as large, so every layer keeps its largest weight and the layers' shares follow their spectra.
 Layers given a density of their own (`fixed`: the RigL code's custom sparsity map, which is how
 its first and output layers are treated) keep that density and are left out of the budget: the
 target density is the density of the allocated layers alone, as in the RigL code.
@@ -143,3 +146,31 @@ def random_mask(shapes: Shapes, counts: Mapping[str, int], seed: int) -> Mask:
         flat[torch.randperm(numel, generator=generator)[:counts[name]]] = True
         tensors[name] = flat.view(*shape)
     return Mask(tensors)
+
+
+def lamp_scores(weights: torch.Tensor) -> torch.Tensor:
+    """LAMP scores (Lee et al. 2021) of one layer's weights (a flat tensor): with the weights sorted
+    by w² ascending (ties to the lower index), the score of the u-th is w_u² / sum_{v >= u} w_v².
+    A weight whose tail sums to zero (all zeros from it on) scores 0."""
+    squared = weights.detach().double().reshape(-1) ** 2
+    order = torch.sort(squared, stable=True).indices
+    ordered = squared[order]
+    tails = ordered.flip(0).cumsum(0).flip(0)
+    result = torch.zeros_like(squared)
+    result[order] = torch.where(tails > 0, ordered / tails.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    return result
+
+
+def lamp_removals(model: torch.nn.Module, mask: Mask, alive: Mapping[tuple[str, ...], int], fraction: float,
+                  data: object = None) -> dict[tuple[str, ...], int]:
+    """{(layer,): weights that layer loses} when round(fraction * alive) of the alive weights go by
+    one ranking of their LAMP scores across the layers (each layer's scores over its alive weights
+    only; ties to the earlier layer, then the lower index). The weights are the model's."""
+    state = model.state_dict()
+    names = [group[0] for group in alive]
+    pieces = [lamp_scores(state[name].detach()[mask[name].to(state[name].device)]).cpu() for name in names]
+    flat = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.float64)
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[torch.sort(flat, stable=True).indices[:round(fraction * flat.numel())]] = True
+    counts = [int(piece.sum()) for piece in chosen.split([piece.numel() for piece in pieces])]
+    return {group: count for group, count in zip(alive, counts)}

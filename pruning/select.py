@@ -1,6 +1,6 @@
 """Selection: turn scores into a smaller mask by removing exactly k of the weights still alive.
 
-The weights of a group (all considered layers for scope 'global', one layer for 'layerwise') are
+The weights of a group (all considered layers for scope 'global', one layer for the others) are
 ranked as one flat vector in mask order. Only alive entries compete, so a pruned weight is never
 revived and never counted again. Ties go to the lower flat index (a stable sort), so the same
 scores always give the same mask.
@@ -19,7 +19,8 @@ Group = tuple[str, ...]
 
 
 def make_groups(names: list[str], scope: str) -> list[Group]:
-    """The sets of layers ranked together: one for 'global', one per layer for 'layerwise' and 'erk'."""
+    """The sets of layers ranked together: one for 'global', one per layer for 'layerwise' and for
+    every allocation scope (erk, lamp: pruning/rounds.ALLOCATIONS)."""
     check_scope(scope)
     if scope == "global":
         return [tuple(names)] if names else []

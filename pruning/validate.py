@@ -7,7 +7,10 @@ from collections.abc import Iterable
 from foundations.checks import check_fraction
 from foundations.errors import UserError
 
-SCOPES = ("global", "layerwise", "erk")  # erk: per layer, at Erdős–Rényi-Kernel densities (pruning/allocation.py)
+# global: one ranking over all layers; layerwise: each layer loses the same fraction; the others are
+# allocations (pruning/rounds.ALLOCATIONS): erk, per layer at Erdős–Rényi-Kernel densities, and
+# lamp, one ranking by LAMP score (pruning/allocation.py). Each branch's --prune_scope offers them all.
+SCOPES = ("global", "layerwise", "erk", "lamp", "owl")
 
 
 def check_prune_fraction(fraction: float, flag: str = "prune_fraction") -> None:

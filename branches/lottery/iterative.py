@@ -6,6 +6,7 @@ magnitude after training, reset the survivors to their values at initialization,
 
 from branches.lottery.imp import ImpHparams, run_levels
 from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import check as check  # refuses bad layers before training (runs/branch.py)
 from branches.lottery.imp import merge_options as merge_options
 
 NAME = "iterative"

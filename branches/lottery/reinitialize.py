@@ -6,6 +6,10 @@ train a network that keeps something of the ticket and destroys the rest.
   --control=shuffle_global     the same, shuffled across all pruned layers
   --control=sign               the ticket's mask, each weight at init replaced by its sign times
                                the standard deviation of its layer's initial weights
+
+With an N:M --structure both shuffles move the kept weights only within each group of M
+consecutive inputs, so the control is N:M like its ticket (a shuffle across groups would test
+another sparsity pattern, not the places of the ticket's weights).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 
 from branches.lottery import iterative
 from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import check as check_imp
 from branches.lottery.imp import merge_options as merge_options
 from branches.lottery.imp import write_level_zero
 from foundations import paths
@@ -24,6 +29,8 @@ from foundations.hparams import Hparams, hparam
 from foundations.seeds import derive_seed
 from platforms.lock import run_lock
 from pruning.mask import Mask
+from pruning.nm import parse_pattern
+from pruning.validate import considered_layers
 from runs.branch import Branch, load_mask, row, train_masked
 
 NAME = "reinitialize"
@@ -71,8 +78,23 @@ def control_mask(branch: Branch, level: int, ticket: Mask) -> Mask:
     if not control.startswith("shuffle"):
         return ticket
     scope = "layerwise" if control == "shuffle_layerwise" else "global"
+    structure = branch.bundles["imp"].structure
     ignore = branch.layers_to_ignore(branch.bundles["imp"].prune_layers_to_ignore)
+    if structure is not None:
+        return shuffled_in_groups(ticket, parse_pattern(structure)[1], branch.seed() + level, ignore)
     return ticket.shuffled(scope, branch.seed() + level, layers_to_ignore=ignore)
+
+
+def shuffled_in_groups(mask: Mask, m: int, seed: int, layers_to_ignore: list[str]) -> Mask:
+    """`mask` with each group of m consecutive inputs of every row of the considered layers
+    permuted at random (drawn on the CPU from `seed`), so every group keeps its count."""
+    generator = torch.Generator().manual_seed(seed)
+    result = dict(mask.items())
+    for name in considered_layers(mask.keys(), layers_to_ignore):
+        groups = mask[name].cpu().reshape(-1, m)
+        order = torch.rand(groups.shape, generator=generator).argsort(dim=1)
+        result[name] = groups.gather(1, order).reshape(mask[name].shape).to(mask[name].device)
+    return Mask(result)
 
 
 def run(branch: Branch) -> list[list[str]]:
@@ -92,4 +114,4 @@ def run(branch: Branch) -> list[list[str]]:
 
 
 def check(branch: Branch) -> None:
-    branch.layers_to_ignore(branch.bundles["imp"].prune_layers_to_ignore)
+    check_imp(branch)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from branches.lottery.imp import ImpHparams, run_levels
 from branches.lottery.imp import cells as cells  # what a finished marker covers (runs/branch.py)
+from branches.lottery.imp import check as check_imp
 from branches.lottery.imp import merge_options as merge_options
 from foundations.hparams import Hparams, hparam
 from training.optimizers import LRSchedule
@@ -54,4 +55,4 @@ def run(branch):
 
 def check(branch):
     branch.trunk.step(branch.bundles["rewind"].rewind_step, "rewind_step")
-    branch.layers_to_ignore(branch.bundles["imp"].prune_layers_to_ignore)
+    check_imp(branch)

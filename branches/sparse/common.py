@@ -7,25 +7,41 @@ ended with (`mask.pt`, `sparsity.json`) and `updates.json` (the per-layer active
 mask change on). Its `branch_done.json` holds the run's metrics and a results table: the method,
 the static random control at the same densities (the `static-sparse` branch with the same `sparse`
 flags, when it has run) and the dense trunk, each with test accuracy, density and training FLOPs.
+
+With `--structure=N:M` every allocated layer keeps N of every M consecutive inputs of every row
+(pruning/nm.py): the random start draws N of every M uniformly, and the methods keep the pattern at
+every change (dynamic.py, gmp.py). The pattern sets the allocated layers' density, so
+`--train_density` must be N/M, and no allocation applies (`--allocation` stays at its default; a
+layer given a density of its own keeps it, unstructured, as without --structure).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 import torch
 
 from branches.sparse.cost import dense_training_flops, training_flops
 from branches.sparse.hook import UPDATES, DynamicMaskHook
-from branches.sparse.layers import ALLOCATION_HELP, FIRST_HELP, OUTPUT_HELP, canonical_layer, layer_counts
+from branches.sparse.layers import (
+    ALLOCATION_HELP,
+    FIRST_HELP,
+    OUTPUT_HELP,
+    STRUCTURE_HELP,
+    canonical_layer,
+    fixed_densities,
+    layer_counts,
+)
 from foundations import paths
 from foundations.desc import hash_bundles
+from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from platforms.storage import read_json
 from pruning.allocation import ALLOCATIONS, check_density, random_mask
 from pruning.mask import Mask
+from pruning.nm import check_divisible, parse_pattern, random_nm_mask
 from runs import run_files
 from runs.branch import Branch, load_mask, train_masked
 
@@ -46,27 +62,76 @@ class SparseHparams(Hparams):
     output_layer: str = hparam("auto", OUTPUT_HELP)
     seed: Optional[int] = hparam(None, "seed of the random initial mask and of SET's regrowth "
                                        "(default: derived from the replicate)")
+    structure: Optional[str] = hparam(None, STRUCTURE_HELP)
 
     def validate(self) -> None:
         if self.train_density is not None:
             check_density(self.train_density, "train_density")
+        self.structure, self.allocation = check_structure(self.structure, self.train_density, "train_density",
+                                                          self.allocation, "erk")
         self.first_layer = canonical_layer(self.first_layer, "first_layer")
         self.output_layer = canonical_layer(self.output_layer, "output_layer")
 
 
+def check_structure(structure: Optional[str], density: Optional[float], flag: str, allocation: str,
+                    default_allocation: str) -> tuple[Optional[str], str]:
+    """(structure, allocation) as stored and hashed: '2:4' canonical, and `uniform` (what N:M gives
+    every allocated layer) stored as the default allocation; a UserError for a density other than
+    N/M or an allocation that would share the density differently."""
+    if structure is None:
+        return None, allocation
+    n, m = parse_pattern(structure)
+    if density is not None and abs(density - n / m) > 1e-9:
+        raise UserError(f"--{flag}={density} contradicts --structure={structure}, which keeps {n / m:g} of every "
+                        f"allocated layer: give --{flag}={n / m:g}")
+    if allocation not in (default_allocation, "uniform"):
+        raise UserError(f"--allocation={allocation} shares the density among layers, but --structure={structure} "
+                        f"gives every allocated layer {n}:{m}: leave --allocation out")
+    return f"{n}:{m}", default_allocation
+
+
+class Grouping(NamedTuple):
+    """The N:M layers of a sparse branch: the allocated ones (a layer with a density of its own is not)."""
+    n: int
+    m: int
+    names: frozenset[str]
+
+
+def grouping(model: torch.nn.Module, structure: Optional[str], first_layer: str,
+             output_layer: str) -> Optional[Grouping]:
+    """The N:M layers for these flags (None without --structure), checked to be whole groups of M."""
+    if structure is None:
+        return None
+    n, m = parse_pattern(structure)
+    fixed = fixed_densities(model, first_layer, output_layer)
+    state = model.state_dict()
+    names = [name for name in model.prunable_layer_names if name not in fixed]
+    check_divisible({name: state[name].shape for name in names}, m)
+    return Grouping(n, m, frozenset(names))
+
+
 def initial_random_mask(branch: Branch, h: SparseHparams) -> Mask:
     """The random mask training starts from: each layer's count from the allocation (`global`: of
-    one magnitude threshold over the initial weights), places drawn from the branch's seed."""
+    one magnitude threshold over the initial weights), places drawn from the branch's seed; with
+    --structure, the allocated layers N of every M at places drawn from the seed."""
     model = branch.trunk.initial_model()
     counts = layer_counts(model, h.allocation, h.train_density, h.first_layer, h.output_layer)
     state = model.state_dict()
-    return random_mask({name: tuple(state[name].shape) for name in counts}, counts, branch.seed())
+    mask = random_mask({name: tuple(state[name].shape) for name in counts}, counts, branch.seed())
+    groups = grouping(model, h.structure, h.first_layer, h.output_layer)
+    if groups is None:
+        return mask
+    drawn = random_nm_mask({name: tuple(state[name].shape) for name in groups.names}, groups.n, groups.m,
+                           branch.seed())
+    return Mask({name: drawn[name] if name in groups.names else tensor for name, tensor in mask.items()})
 
 
 def check_layers(branch: Branch, h: SparseHparams) -> None:
-    """Refuse, before anything is written, flags that leave nothing to allocate."""
+    """Refuse, before anything is written, flags that leave nothing to allocate, and N:M layers
+    whose rows are not whole groups of M."""
     model = branch.trunk.fresh_model()
     layer_counts(model, h.allocation, h.train_density, h.first_layer, h.output_layer)
+    grouping(model, h.structure, h.first_layer, h.output_layer)
 
 
 def train_sparse(branch: Branch, initial_mask: Callable[[], Mask],

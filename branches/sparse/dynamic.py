@@ -4,7 +4,9 @@ Every `--update_every` steps after `--update_begin` (excluded) while at most `--
 training is done, each layer drops the fraction f(t) of its active weights with the smallest
 magnitude, f decaying from `--drop_fraction` by a cosine to 0 at the end of the updates
 (`--drop_anneal=constant` keeps it), and grows as many by the method's grow score (update.py).
-The per-layer counts never change, so the density stays that of the initial random mask.
+The per-layer counts never change, so the density stays that of the initial random mask. With
+--structure=N:M an N:M layer regrows within each group of M what the drop took from it, so every
+group keeps N (update.py).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from branches.sparse.common import Grouping
 from branches.sparse.hook import DynamicMaskHook
 from branches.sparse.schedule import drop_fraction, is_update_step
 from branches.sparse.update import drop_and_grow
@@ -77,9 +81,11 @@ def update_steps(branch: Branch, h: UpdateHparams) -> UpdateSteps:
 class DropAndGrow(DynamicMaskHook):
     """The drop-and-grow hook; `grow_scores(name, iteration)` is the method's."""
 
-    def __init__(self, mask: Mask, final_dir: Path, steps: UpdateSteps, h: UpdateHparams):
+    def __init__(self, mask: Mask, final_dir: Path, steps: UpdateSteps, h: UpdateHparams,
+                 groups: Optional[Grouping] = None):
         super().__init__(mask, final_dir)
         self.steps, self.h = steps, h
+        self.groups = groups  # the N:M layers, or None
 
     def changes_at(self, iteration: int) -> bool:
         return iteration in self.steps
@@ -93,5 +99,9 @@ class DropAndGrow(DynamicMaskHook):
         fraction = self.steps.fraction(state.iteration, self.h)
         dense = {name for name, count in self.history[-1][1].items() if count == self.mask[name].numel()}
         return {name: mask if name in dense else
-                drop_and_grow(self.weights[name], mask, fraction, self.grow_scores(name, layer, state.iteration)).mask
+                drop_and_grow(self.weights[name], mask, fraction, self.grow_scores(name, layer, state.iteration),
+                              self.group_size(name)).mask
                 for layer, (name, mask) in enumerate(self.mask.items())}
+
+    def group_size(self, name: str) -> Optional[int]:
+        return self.groups.m if self.groups is not None and name in self.groups.names else None

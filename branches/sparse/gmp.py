@@ -8,6 +8,12 @@ active weights of smallest magnitude are removed to reach it (pruned weights sta
 (the first and output layers' own densities, when given, follow the same cubic per layer); with
 `uniform` (Zhu & Gupta's: every layer at the same density) or `erk`, each layer follows the cubic to
 its own final density. After t0 + nΔt the mask stays as it is for the rest of training.
+
+With `--structure=N:M` (`--final_density` then N/M, the allocation uniform) every allocated layer
+keeps, at each pruning step, round(M * d_t) of every M consecutive inputs of every row (never fewer
+than N), those of largest magnitude among the active ones, so the cubic is followed in whole steps
+of the pattern and the final mask is exactly N:M (the decaying N:M of Kao et al. 2022 on Zhu &
+Gupta's schedule).
 """
 
 from __future__ import annotations
@@ -20,14 +26,30 @@ from typing import Optional
 import torch
 
 from branches.sparse.common import ROW_HEADER as ROW_HEADER
-from branches.sparse.common import SparseHparams, sparse_summary, static_sibling, train_sparse
+from branches.sparse.common import (
+    Grouping,
+    SparseHparams,
+    check_structure,
+    grouping,
+    sparse_summary,
+    static_sibling,
+    train_sparse,
+)
 from branches.sparse.hook import DynamicMaskHook
-from branches.sparse.layers import ALLOCATION_HELP, FIRST_HELP, OUTPUT_HELP, canonical_layer, fixed_densities
+from branches.sparse.layers import (
+    ALLOCATION_HELP,
+    FIRST_HELP,
+    OUTPUT_HELP,
+    STRUCTURE_HELP,
+    canonical_layer,
+    fixed_densities,
+)
 from branches.sparse.schedule import gmp_density, gmp_steps
 from foundations.errors import UserError
 from foundations.hparams import Hparams, hparam
 from pruning.allocation import ALLOCATIONS, check_density, kept_count, layer_densities
 from pruning.mask import Mask
+from pruning.nm import kept_per_group, nm_mask
 from pruning.select import remove
 from runs.branch import Branch
 from training.hooks import TrainState
@@ -49,8 +71,11 @@ class GmpHparams(Hparams):
     allocation: str = hparam("uniform", ALLOCATION_HELP + " (global: one magnitude ranking)", choices=ALLOCATIONS)
     first_layer: str = hparam("auto", FIRST_HELP)
     output_layer: str = hparam("auto", OUTPUT_HELP)
+    structure: Optional[str] = hparam(None, STRUCTURE_HELP)
 
     def validate(self) -> None:
+        self.structure, self.allocation = check_structure(self.structure, self.final_density, "final_density",
+                                                          self.allocation, "uniform")
         if self.final_density is not None:
             check_density(self.final_density, "final_density")
             check_density(self.initial_density, "initial_density")
@@ -110,9 +135,11 @@ def targets(model: torch.nn.Module, h: GmpHparams) -> tuple[list[tuple[str, ...]
 
 
 class GradualPruning(DynamicMaskHook):
-    def __init__(self, mask: Mask, final_dir: Path, when: Schedule, groups, initial, final):
+    def __init__(self, mask: Mask, final_dir: Path, when: Schedule, groups, initial, final,
+                 pattern: Optional[Grouping] = None):
         super().__init__(mask, final_dir)
         self.when, self.groups, self.initial, self.final = when, groups, initial, final
+        self.pattern = pattern
         self.pruning_steps = when.steps
 
     def changes_at(self, iteration: int) -> bool:
@@ -120,7 +147,7 @@ class GradualPruning(DynamicMaskHook):
 
     def new_mask(self, state: TrainState) -> dict[str, torch.Tensor]:
         return prune_to_schedule(self.weights, self.mask, state.iteration, self.when, self.groups, self.initial,
-                                 self.final)
+                                 self.final, self.pattern)
 
 
 def scheduled_count(group_size: int, iteration: int, when: Schedule, initial: float, final: float) -> int:
@@ -130,48 +157,68 @@ def scheduled_count(group_size: int, iteration: int, when: Schedule, initial: fl
 
 
 def prune_to_schedule(weights: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], iteration: int,
-                      when: Schedule, groups, initial, final) -> dict[str, torch.Tensor]:
-    """Remove, in every group, the active weights of smallest magnitude beyond its scheduled count."""
+                      when: Schedule, groups, initial, final,
+                      pattern: Optional[Grouping] = None) -> dict[str, torch.Tensor]:
+    """Remove, in every group, the active weights of smallest magnitude beyond its scheduled count
+    (in an N:M layer of `pattern`: beyond its scheduled count of every M)."""
     counts = {}
+    grouped = pattern.names if pattern is not None else frozenset()
     for group in groups:
+        if group[0] in grouped:
+            continue
         size = sum(weights[name].numel() for name in group)
         active = int(sum(int(mask[name].sum()) for name in group))
         counts[group] = max(active - scheduled_count(size, iteration, when, initial[group], final[group]), 0)
     scores = {name: weight.detach().abs() for name, weight in weights.items()}
-    return remove(scores, mask, counts)
+    result = remove(scores, mask, counts)
+    for group in groups:
+        if group[0] in grouped:
+            density = gmp_density(iteration, when.begin, when.end, when.every, initial[group], final[group])
+            kept = kept_per_group(pattern.n, pattern.m, density)
+            name = group[0]
+            result[name] = nm_mask({name: scores[name]}, Mask({name: mask[name]}), kept, pattern.m)[name]
+    return result
 
 
 def initial_mask(branch: Branch) -> Mask:
     """The dense mask, pruned at once where the schedule's first step is step 0."""
     model = branch.trunk.initial_model()
     when = schedule(branch)
-    groups, initial, final = targets(model, branch.bundles["gmp"])
+    h = branch.bundles["gmp"]
+    groups, initial, final = targets(model, h)
     dense = Mask.ones_like(model)
     if 0 not in when.steps:
         return dense
     weights = {name: parameter for name, parameter in model.named_parameters() if name in dense}
-    return Mask(prune_to_schedule(weights, dict(dense.items()), 0, when, groups, initial, final))
+    pattern = grouping(model, h.structure, h.first_layer, h.output_layer)
+    return Mask(prune_to_schedule(weights, dict(dense.items()), 0, when, groups, initial, final, pattern))
 
 
 def static_control(branch: Branch) -> Path:
     """The static random control at the final per-layer allocation rule and density."""
     h = branch.bundles["gmp"]
     control = SparseHparams(train_density=h.final_density, allocation=h.allocation, first_layer=h.first_layer,
-                            output_layer=h.output_layer)
+                            output_layer=h.output_layer, structure=h.structure)
     control.validate()
     return static_sibling(branch, control)
 
 
 def check(branch: Branch) -> None:
+    h = branch.bundles["gmp"]
     schedule(branch)
-    targets(branch.trunk.fresh_model(), branch.bundles["gmp"])
+    targets(branch.trunk.fresh_model(), h)
+    grouping(branch.trunk.fresh_model(), h.structure, h.first_layer, h.output_layer)
 
 
 def run(branch: Branch) -> list[list[str]]:
+    h = branch.bundles["gmp"]
     when = schedule(branch)
-    groups, initial, final = targets(branch.trunk.fresh_model(), branch.bundles["gmp"])
+    model = branch.trunk.fresh_model()
+    groups, initial, final = targets(model, h)
+    pattern = grouping(model, h.structure, h.first_layer, h.output_layer)
     return train_sparse(branch, lambda: initial_mask(branch),
-                        lambda mask, final_dir: GradualPruning(mask, final_dir, when, groups, initial, final),
+                        lambda mask, final_dir: GradualPruning(mask, final_dir, when, groups, initial, final,
+                                                               pattern),
                         static=static_control(branch))
 
 

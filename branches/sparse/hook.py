@@ -24,11 +24,18 @@ from training.masking import keeps_per_weight_state
 from training.optimizers import reset_state
 
 UPDATES = "updates.json"  # {"updates": [[from iteration, {layer: active count}], ...]}
+_PER_STEP = ("changes_at", "new_mask", "loss_term", "before_optimizer_step", "after_optimizer_step")
 
 
 class DynamicMaskHook(Hook):
     key = "sparse_mask"
     needs_gradient = False
+
+    @property
+    def only_keeps_a_fixed_mask(self) -> bool:  # training/hooks.py: a run that may train stacked
+        """True for this hook as it is (static-sparse: a mask no method changes); a method that
+        changes the mask overrides `changes_at` (or a per-step method), and is not."""
+        return all(getattr(type(self), name) is getattr(DynamicMaskHook, name) for name in _PER_STEP)
 
     def __init__(self, mask: Mask, final_dir: Optional[Path] = None):
         self.final_dir = final_dir  # where on_end writes the final mask and updates.json

@@ -26,6 +26,8 @@ FIRST_HELP = ("auto | dense | allocated | a density: the first layer (auto, the 
               "allocated in an MLP; a density of its own is left out of the allocation's budget)")
 OUTPUT_HELP = ("auto | dense | allocated | a density: the output layer (auto, the RigL code's: allocated in a conv "
                "net, dense in an MLP)")
+STRUCTURE_HELP = ("N:M, e.g. 2:4: every allocated layer keeps N of every M consecutive inputs of every row, "
+                  "at every mask change (the density is then N/M; default: unstructured)")
 AUTO = "auto"
 
 

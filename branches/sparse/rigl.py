@@ -17,6 +17,7 @@ from branches.sparse.common import ROW_HEADER as ROW_HEADER
 from branches.sparse.common import (
     SparseHparams,
     check_layers,
+    grouping,
     initial_random_mask,
     sparse_summary,
     static_sibling,
@@ -54,8 +55,10 @@ def dense_gradient_steps(branch: Branch) -> list[int]:
 def run(branch: Branch) -> list[list[str]]:
     h = branch.bundles["sparse"]
     steps = update_steps(branch, branch.bundles["rigl"])
+    groups = grouping(branch.trunk.fresh_model(), h.structure, h.first_layer, h.output_layer)
     return train_sparse(branch, lambda: initial_random_mask(branch, h),
-                        lambda mask, final_dir: GradientRegrowth(mask, final_dir, steps, branch.bundles["rigl"]),
+                        lambda mask, final_dir: GradientRegrowth(mask, final_dir, steps, branch.bundles["rigl"],
+                                                                 groups),
                         static=static_sibling(branch, h))
 
 

@@ -16,6 +16,7 @@ from branches.sparse.common import ROW_HEADER as ROW_HEADER
 from branches.sparse.common import (
     SparseHparams,
     check_layers,
+    grouping,
     initial_random_mask,
     sparse_summary,
     static_sibling,
@@ -49,8 +50,9 @@ def check(branch: Branch) -> None:
 def run(branch: Branch) -> list[list[str]]:
     h = branch.bundles["sparse"]
     steps = update_steps(branch, branch.bundles["set"])
+    groups = grouping(branch.trunk.fresh_model(), h.structure, h.first_layer, h.output_layer)
     return train_sparse(branch, lambda: initial_random_mask(branch, h),
-                        lambda mask, final_dir: RandomRegrowth(mask, final_dir, steps, branch.bundles["set"],
+                        lambda mask, final_dir: RandomRegrowth(mask, final_dir, steps, branch.bundles["set"], groups,
                                                                seed=branch.seed()),
                         static=static_sibling(branch, h))
 

@@ -9,13 +9,20 @@ zero and resets their optimizer state. Ties go to the lower flat index (the RigL
 with 1e-5 noise), so the same inputs always give the same mask. The k extremes are found by a
 selection (`torch.kthvalue`, linear time) rather than a sort: a layer of 235k weights updates in a
 few milliseconds on one CPU thread.
+
+For an N:M layer (`group_size` M) the drop is the same, and each group of M consecutive inputs
+regrows exactly as many as it lost, among its own inactive weights by the grow score
+(pruning/nm.grow_in_groups), so every group keeps its N.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
+
+from pruning.nm import grow_in_groups
 
 
 @dataclass
@@ -40,8 +47,9 @@ def extremes(values: torch.Tensor, count: int, largest: bool) -> torch.Tensor:
 
 
 def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, fraction: float,
-                  grow_scores: torch.Tensor) -> LayerUpdate:
-    """One layer's update; the number of active weights is unchanged."""
+                  grow_scores: torch.Tensor, group_size: Optional[int] = None) -> LayerUpdate:
+    """One layer's update; the number of active weights is unchanged (in every group of
+    `group_size` consecutive entries too, when given)."""
     before = mask.reshape(-1)
     active = before.nonzero().squeeze(1)
     count = int(active.numel() * fraction)
@@ -50,6 +58,9 @@ def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, fraction: float,
     magnitude = weight.detach().abs().reshape(-1)[active]
     kept = before.clone()
     kept[active[extremes(magnitude, count, largest=False)]] = False
+    if group_size is not None:
+        after = grow_in_groups(kept, before, grow_scores, group_size)
+        return LayerUpdate(after.view_as(mask), (after & ~before).view_as(mask), count)
     candidates = (~kept).nonzero().squeeze(1)
     scores = grow_scores.detach().reshape(-1).to(weight.device)[candidates]
     after = kept.clone()
