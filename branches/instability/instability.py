@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -36,6 +36,7 @@ from foundations.step import Step, check_step_syntax
 from foundations.tables import format_metric, print_table
 from platforms.storage import read_json, write_json, write_text
 from pruning.mask import Mask
+from runs import parent_run
 from runs.branch import Branch, final_model, train_masked
 from training.losses import Loss
 
@@ -57,7 +58,8 @@ class InstabilityHparams(Hparams):
                                  "(the schedule and epoch resume at this step), e.g. 0ep or 500it")
     mask_run: Optional[str] = hparam(
         None, "train under the mask.pt of this run dir, given relative to the trunk's replicate directory, "
-              "e.g. branch_iterative_<hash>/level_3 (default: dense)")
+              "e.g. branch_iterative_<hash>/level_3, or to the root, e.g. train_<hash>/replicate_1/branch_"
+              "iterative_<hash>/level_3 (default: dense)")
     seed: Optional[int] = hparam(None, "seed of the two data orders and of the controls (default: the replicate)")
     same_data_order: bool = hparam(False, "a null: copy B takes copy A's data order (its barrier is nondeterminism "
                                           "alone, 0 on the CPU)")
@@ -77,17 +79,8 @@ class InstabilityHparams(Hparams):
         if self.points < 2:
             raise UserError(f"--points={self.points} must be at least 2 (the two trained copies at alpha 0 and 1)")
         if self.mask_run is not None:
-            self.mask_run = normalized_run_path(self.mask_run)
+            self.mask_run = parent_run.normalized_address(self.mask_run, "mask_run")
         chosen_controls(self)  # refuses an unknown name
-
-
-def normalized_run_path(text: str) -> str:
-    """A relative run path written one way only (no './', no trailing '/'), so it hashes one way."""
-    path = PurePosixPath(text.strip())
-    if path.is_absolute() or str(path) in ("", "."):
-        raise UserError(f"--mask_run={text} must be a run dir relative to the trunk's replicate directory, "
-                        f"e.g. branch_iterative_<hash>/level_3 (`open_prune.py runs` lists them)")
-    return str(path)
 
 
 def chosen_controls(h: InstabilityHparams) -> list[str]:
@@ -125,27 +118,10 @@ def from_step(branch: Branch) -> Step:
 
 
 def run_mask(branch: Branch) -> Optional[Mask]:
-    """The mask of --mask_run (on the CPU), refused unless it is a mask of this trunk's model."""
-    h, trunk = branch.bundles["instability"], branch.trunk
-    if h.mask_run is None:
-        return None
-    replicate_dir = trunk.dir.parent
-    directory = replicate_dir / h.mask_run
-    if not Mask.exists(directory):
-        raise UserError(f"--mask_run={h.mask_run}: {directory} holds no mask.pt; give a pruned run dir relative to "
-                        f"{replicate_dir}, e.g. branch_iterative_<hash>/level_1 (`open_prune.py runs` lists them)")
-    try:
-        mask = Mask.load(directory)
-    except Exception:
-        raise UserError(f"--mask_run={h.mask_run}: {directory / 'mask.pt'} is unreadable; rerun the command that "
-                        f"made it, which recomputes it") from None
-    shapes = {name: tuple(tensor.shape) for name, tensor in trunk.fresh_model().state_dict().items()}
-    foreign = [name for name, tensor in mask.items()
-               if name not in trunk.prunable_layer_names or tuple(tensor.shape) != shapes[name]]
-    if foreign or not len(mask):
-        raise UserError(f"--mask_run={h.mask_run} holds a mask of another model ({', '.join(foreign) or 'no layers'} "
-                        f"do not fit {trunk.desc.model.model_name}): give a run of this model")
-    return mask
+    """The mask of --mask_run (on the CPU), refused unless it is a mask of this trunk's model
+    (runs/parent_run.py: a run dir of this replicate, or of any trunk under the root)."""
+    h = branch.bundles["instability"]
+    return None if h.mask_run is None else parent_run.load_mask(branch.trunk, h.mask_run, "mask_run")
 
 
 def check(branch: Branch) -> None:

@@ -20,8 +20,8 @@ from foundations.errors import UserError
 from tests.datasets.test_loaders import crop_candidates, unique_images, write_idx
 from tests.models.test_families import assert_registry_convention
 
-SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet", "xor", "sine", "iris", "wine",
-           "breastcancer", "fortunes"]
+SHIPPED = ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "tinyimagenet2", "imagenet", "xor", "sine",
+           "iris", "wine", "breastcancer", "fortunes"]
 
 # A made-up MNIST-format dataset: its own folder, file names, size, classes, statistics and augmentation.
 SCRIPT_DIGITS = '''

@@ -299,8 +299,8 @@ def test_a_split_is_read_from_disk_once_per_process(tmp_path):
 
 
 def test_registry_facts_and_unknown_names():
-    assert datasets.names() == ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagenet", "xor",
-                                "sine", "iris", "wine", "breastcancer", "fortunes"]
+    assert datasets.names() == ["mnist", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "tinyimagenet2",
+                                "imagenet", "xor", "sine", "iris", "wine", "breastcancer", "fortunes"]
     assert datasets.info("cifar100") == registry.DatasetInfo("cifar100", 100, (3, 32, 32), 50000, 10000)
     assert datasets.info("imagenet").input_shape == (3, 224, 224)
     assert datasets.info("tinyimagenet").num_classes == 200

@@ -18,6 +18,7 @@ from tests.conftest import TINY
 COMMANDS = {  # the smallest command line of each branch (the flags of its own tests)
     "oneshot": [*TINY, "--strategy=magnitude", "--prune_fraction=0.5"],
     "iterative": [*TINY, "--levels=1"],
+    "transfer": [*TINY, "--mask_run=branch_iterative_ddc504bdc44e66e6c89e/level_1"],
     "rewinding": [*TINY, "--levels=1", "--rewind_step=1ep"],
     "reinitialize": [*TINY, "--levels=1", "--control=reinit"],
     "instability": [*TINY, "--from_step=0ep"],
