@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "cli.report",
     "compare-masks": "cli.compare_masks",
     "plot-weights": "cli.plot_weights",
+    "representations": "cli.representations",
 }
 
 
