@@ -3,7 +3,8 @@
 Comma lists and ranges in the command's flags expand into the runs (foundations/grid.py, as for
 `report`); runs already done are left out; the rest go to Slurm as one job array through
 submitit (one resumable command per task), or are printed (`--dry_run`), written as a plain
-sbatch array script (`--write_sbatch`), or run here one after the other (`--local`).
+sbatch array script (`--write_sbatch`), or run here one after the other (`--local`), or here with
+the compatible runs trained together as stacked models (`--local --stack`, runs/stack_plan.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from platforms import slurm
 from platforms.storage import write_text
 from runs.grid_task import GridTask
 from runs.plan import Run, plan
+from runs.stack_plan import parse_stack_size, run_stacked
 from runs.target import run_here
 
 SUMMARY = "run a grid of train/branch runs as one Slurm job array (or print, script, or run it here)"
@@ -33,6 +35,9 @@ def build_parser() -> Parser:
     how.add_argument("--dry_run", action="store_true", help="print the command of each run to do, one per line")
     how.add_argument("--write_sbatch", metavar="FILE", help="write a plain sbatch job-array script instead")
     how.add_argument("--local", action="store_true", help="run them here, one after the other")
+    parser.add_argument("--stack", nargs="?", const="auto", metavar="N|auto",
+                        help="with --local: train compatible runs together as one stacked model, N per stack or as "
+                             "many as the free memory holds (docs/stacking.md); not hashed")
     slurm.add_args(parser)
     return parser
 
@@ -51,6 +56,9 @@ def main(argv: list[str]) -> int:
     if not command:
         raise UserError("nothing to submit after --: give a command, e.g. `-- train --default_hparams=...`")
     options = slurm.chosen(args)
+    if args.stack is not None and not args.local:
+        raise UserError("--stack trains the grid in this process: add --local (on Slurm each run is its own task)")
+    stack_size = parse_stack_size(args.stack) if args.stack is not None else None
     runs = plan(command)
     todo = [run for run in runs if not run.done]
     skipped = len(runs) - len(todo)
@@ -66,6 +74,8 @@ def main(argv: list[str]) -> int:
                                   else todo[0].root / "slurm_logs"))
     if args.write_sbatch:
         return _write_sbatch(Path(args.write_sbatch).expanduser(), todo, options, folder, skipped)
+    if args.local and args.stack is not None:
+        return run_stacked(todo, skipped, stack_size)
     if args.local:
         return _run_locally(todo, skipped)
     return _submit(todo, options, folder, skipped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -80,7 +81,8 @@ class Platform:
                             f"runs{self._root_hint()}")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".open_prune_write_test_{os.getpid()}"
+            # named per process and thread, so that runs preparing the same root at once never share it
+            probe = self.root / f".open_prune_write_test_{os.getpid()}_{threading.get_ident()}"
             probe.touch()
             probe.unlink()
         except OSError as error:

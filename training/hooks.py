@@ -11,6 +11,10 @@ given, and a method a hook does not override costs nothing. A hook may
 A hook with state that must survive a kill (a learned prior, a frozen threshold, a ring buffer)
 returns it from `state_dict()`; it is saved in checkpoint.pt under the hook's `key` and handed
 back through `load_state_dict()` on resume, before `on_start`.
+
+A hook also declares what another trainer may do in its place: `only_keeps_a_fixed_mask` (False
+unless a hook says otherwise) lets stacked training (training/stacked/) do the hook's per-step
+work itself for a stack of runs.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ class TrainState:
 
 class Hook:
     key: Optional[str] = None  # checkpoint key; defaults to the class name
+    # True where the hook's per-step methods (`loss_term`, `before_optimizer_step`,
+    # `after_optimizer_step`) do no more than keep the weights outside its `mask` (parameter name
+    # -> bool tensor, fixed once `on_start` has run) at zero, and their gradients out of the
+    # optimizer's state. Stacked training then does that work itself (a stack's step is not the
+    # hook's) and runs the hook's other methods per member; a run with any hook that does not say
+    # so trains alone. A subclass that changes the mask or does more per step must say False.
+    only_keeps_a_fixed_mask: bool = False
 
     @property
     def checkpoint_key(self) -> str:

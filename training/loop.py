@@ -8,6 +8,14 @@ training length runs in constant memory. `train` shows the structure (setup, res
 done.json); the work at a boundary is `BoundaryWork`'s, and the running training loss, summed on
 the device between evaluations, is a `RunningLoss`.
 
+One extension point lets another trainer take `train`'s calls: within `dispatching_to(handler)`,
+`train` first hands its arguments to `handler`, which returns the result or DECLINED (then the
+loop runs as usual). Stacked training (training/stacked/, runs/stack_plan.py) uses it to collect
+the calls of many runs; outside such a block the only cost is one ContextVar read per call. The
+public pieces that a trainer of its own reuses are `Boundaries` (with its epoch-checkpoint
+spacing), `BoundaryWork` (whose `test_metrics` it may override), `resume_from_checkpoint`,
+`count_compute` and `write_done`.
+
 Under torchrun (platforms/distributed.py) the same loop runs on every rank: the model is wrapped
 in DistributedDataParallel for the step, each rank takes its slice of every global batch
 (`--batch_size` stays the global batch), and its loss is its share of the global batch mean
@@ -24,9 +32,11 @@ do so only where `state.platform.is_primary`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
@@ -56,12 +66,33 @@ class TrainingDiverged(UserError):
 
 MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS = 100
 
+DECLINED: Any = object()  # a dispatch handler's answer: not mine, the loop trains this call itself
+_dispatch: contextvars.ContextVar[Optional[Callable[..., Any]]] = contextvars.ContextVar("training_loop_dispatch",
+                                                                                        default=None)
+
+
+@contextlib.contextmanager
+def dispatching_to(handler: Callable[..., Any]) -> Iterator[None]:
+    """Within the block (in this thread's or task's context only), every `train(...)` call is
+    first handed to `handler`, with `train`'s own arguments; it returns what `train` would
+    return, or DECLINED for the loop to run the call as usual. A call the handler itself makes to
+    `train` comes back to it (it declines those). Blocks nest; the innermost handler is asked."""
+    token = _dispatch.set(handler)
+    try:
+        yield
+    finally:
+        _dispatch.reset(token)
+
 
 class Boundaries:
-    """Which iterations of [start, end] evaluate, save the weights, or checkpoint."""
+    """Which iterations of [start, end] evaluate, save the weights, or checkpoint. Epoch-end
+    checkpoints are at least `epoch_checkpoint_spacing` steps apart (a stacked trainer, whose
+    step does N runs' work, spaces them N times further)."""
 
-    def __init__(self, h: TrainingHparams, ipe: int, start: int, end: int, checkpoint_every: Optional[str]):
+    def __init__(self, h: TrainingHparams, ipe: int, start: int, end: int, checkpoint_every: Optional[str],
+                 epoch_checkpoint_spacing: int = MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS):
         self.ipe, self.start, self.end = ipe, start, end
+        self.epoch_checkpoint_spacing = epoch_checkpoint_spacing
         self.eval_every = Step.parse(h.eval_every, ipe, "eval_every").iteration if h.eval_every else ipe
         self.checkpoint_every = (Step.parse(checkpoint_every, ipe, "checkpoint_every").iteration
                                  if checkpoint_every else 0)
@@ -80,14 +111,14 @@ class Boundaries:
 
     def checkpoints(self, iteration: int, last: Optional[int]) -> bool:
         """Every --checkpoint_every, and at epoch ends: the first one, then those at least
-        MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS after the `last` checkpoint (so a task with one step
-        per epoch, like xor, does not spend its time writing checkpoints). A function of the
-        iterations alone, so every rank decides alike."""
+        `epoch_checkpoint_spacing` (MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS) after the `last`
+        checkpoint (so a task with one step per epoch, like xor, does not spend its time writing
+        checkpoints). A function of the iterations alone, so every rank decides alike."""
         if not self.start < iteration < self.end:
             return False
         if self.checkpoint_every and iteration % self.checkpoint_every == 0:
             return True
-        return iteration % self.ipe == 0 and (last is None or iteration - last >= MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS)
+        return iteration % self.ipe == 0 and (last is None or iteration - last >= self.epoch_checkpoint_spacing)
 
 
 class RunningLoss:
@@ -185,12 +216,17 @@ class BoundaryWork:
             raise TrainingDiverged(f"the training loss became {loss_total.item()} before step {step}; "
                                    f"the last good checkpoint is kept in {self.out_dir}: lower --lr and rerun")
 
+    def test_metrics(self) -> dict[str, float]:
+        """The test split's summed metrics (`evaluate(..., derived=False)`, over every rank), which
+        `_evaluate` completes, logs and shows. A trainer that evaluates otherwise (stacked
+        training: one pass for all its members) overrides this and nothing else."""
+        self.world.broadcast_buffers(self.model)
+        return self.world.sum(evaluate(self.model, self.test_split, self.loss_fn, derived=False))
+
     def _evaluate(self, step: Step, loss_total: torch.Tensor) -> torch.Tensor:
         """Evaluate, log and show the metrics; the running loss goes into them and restarts from
         zero. Returns the pooled running loss as it stands after (for a checkpoint here)."""
-        self.world.broadcast_buffers(self.model)
-        metrics = with_derived(self.world.sum(evaluate(self.model, self.test_split, self.loss_fn, derived=False)),
-                               self.loss_fn.task)
+        metrics = with_derived(self.test_metrics(), self.loss_fn.task)
         if self.running_loss.count:
             metrics["train_loss"] = (loss_total / self.running_loss.count).item()
             self.running_loss.reset()
@@ -214,7 +250,14 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
           end: Optional[Step] = None, hooks: Sequence[Hook] = ()) -> dict[str, float]:
     """Train `model` in place from `start` (default 0) to `end` (default training_steps), writing
     metrics, saved weights, checkpoints and done.json to `out_dir`. Resumes from checkpoint.pt.
-    Returns the final evaluation metrics."""
+    Returns the final evaluation metrics. Within `dispatching_to(handler)`, the handler is asked
+    first."""
+    handler = _dispatch.get()
+    if handler is not None:
+        result = handler(model, h, train_loader, test_loader, out_dir, platform=platform,
+                         data_order_seed=data_order_seed, start=start, end=end, hooks=hooks)
+        if result is not DECLINED:
+            return result
     out_dir = Path(out_dir)
     world = platform.world
     if world.is_primary:
@@ -239,7 +282,8 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
                 else contextlib.nullcontext())
 
     running_loss = RunningLoss(device, world)
-    done_at = _resume(out_dir, platform, model, optimizer, hooks, log, running_loss)  # None: a fresh start
+    # the iteration of the checkpoint resumed (None: a fresh start)
+    done_at = resume_from_checkpoint(out_dir, platform, model, optimizer, hooks, log, running_loss)
     iteration = start.iteration if done_at is None else done_at
 
     state = TrainState(model, optimizer, iteration, ipe, out_dir, start_iteration=start.iteration,
@@ -308,20 +352,22 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     progress.close()
     for hook in hooks:
         hook.on_end(state)
-    compute = _compute(model, test_loader, train_loader, start.iteration, iteration) if platform.is_primary else None
-    _write_done(out_dir, platform, Step(iteration, ipe), boundary.last_metrics, state.stop_reason, started, compute)
+    compute = (count_compute(model, test_loader, train_loader, start.iteration, iteration) if platform.is_primary
+               else None)
+    write_done(out_dir, platform, Step(iteration, ipe), boundary.last_metrics, state.stop_reason, started, compute)
     if platform.is_primary:  # --log_to: each sink reads the finished run's files (never per step)
         sinks.export(out_dir, getattr(platform, "log_to", ()))
     world.barrier()  # done.json is on disk for every rank that reads it next
     return boundary.last_metrics
 
 
-def _resume(out_dir: Path, platform: Platform, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            hooks: Sequence[Hook], log: MetricLog, running_loss: RunningLoss) -> Optional[int]:
+def resume_from_checkpoint(out_dir: Path, platform: Platform, model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer, hooks: Sequence[Hook], log: MetricLog,
+                           running_loss: RunningLoss) -> Optional[int]:
     """Continue from checkpoint.pt where there is one: restore the model, optimizer, RNGs, hooks
     and running loss, drop the metrics logged after it, and return its iteration (whose boundary
     work is already on disk). Without one, remove the metrics of a run killed before its first
-    checkpoint and return None."""
+    checkpoint and return None. Stacked training's members resume through it too."""
     resumed = checkpoint.load_checkpoint(out_dir, model=model, optimizer=optimizer, device=platform.device, hooks=hooks)
     if resumed is None:
         if log.path.exists() and platform.is_primary:
@@ -333,9 +379,10 @@ def _resume(out_dir: Path, platform: Platform, model: torch.nn.Module, optimizer
     return iteration
 
 
-def _compute(model: torch.nn.Module, test_loader, train_loader, start: int, end: int) -> Optional[dict]:
-    """done.json's `compute` (training/compute.py), counted once on one test example: it costs
-    one small forward pass under the FLOP counter, never a training step."""
+def count_compute(model: torch.nn.Module, test_loader, train_loader, start: int, end: int) -> Optional[dict]:
+    """done.json's `compute` (training/compute.py) for the iterations from `start` to `end`,
+    counted once on one test example: it costs one small forward pass under the FLOP counter,
+    never a training step (None where the counter cannot trace the model)."""
     ipe = len(train_loader)
     seen = sum(global_batch_size(train_loader, i % ipe) for i in range(start, end))
     try:
@@ -347,9 +394,11 @@ def _compute(model: torch.nn.Module, test_loader, train_loader, start: int, end:
         return None
 
 
-def _write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[str, float],
-                stop_reason: Optional[str], started: float, compute: Optional[dict] = None) -> None:
-    """done.json marks the run finished; the checkpoint and any failed.json go (primary only)."""
+def write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[str, float],
+               stop_reason: Optional[str], started: float, compute: Optional[dict] = None,
+               notes: Optional[dict] = None) -> None:
+    """done.json marks the run finished; the checkpoint and any failed.json go (primary only).
+    `notes` are further entries of the record, written last (stacked training's "stacked")."""
     if not platform.is_primary:
         return
     record = {"final_step": str(final), "final_iteration": final.iteration, "metrics": metrics,
@@ -361,6 +410,8 @@ def _write_done(out_dir: Path, platform: Platform, final: Step, metrics: dict[st
         record["stopped_early"] = stop_reason
     if compute is not None:
         record["compute"] = compute
+    if notes:
+        record.update(notes)
     write_json(record, out_dir / paths.DONE)
     (out_dir / paths.CHECKPOINT).unlink(missing_ok=True)
     (out_dir / paths.FAILED).unlink(missing_ok=True)

@@ -62,7 +62,7 @@ class Loss:
                                  label_smoothing=self.label_smoothing)
         return losses.view(targets.shape).mean(dim=1)
 
-    def _squared_errors(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def squared_errors(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-example mean squared error, (N,)."""
         outputs = outputs.float()
         if self.name == "softmax_mse":
@@ -80,14 +80,14 @@ class Loss:
             return self._token_losses(outputs, targets).mean()
         if self.name == "cross_entropy":
             return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
-        return self._squared_errors(outputs, targets).mean()
+        return self.squared_errors(outputs, targets).mean()
 
     def sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.task == "language_modeling":
             return self._token_losses(outputs, targets).sum()
         if self.name == "cross_entropy":
             return F.cross_entropy(outputs.float(), targets, reduction="sum", label_smoothing=self.label_smoothing)
-        return self._squared_errors(outputs, targets).sum()
+        return self.squared_errors(outputs, targets).sum()
 
 
 def evaluate(model: torch.nn.Module, loader, loss: Loss, prefix: str = "test", derived: bool = True

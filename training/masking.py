@@ -22,6 +22,8 @@ class MaskHook(Hook):
     """Zero the pruned gradients before each optimizer step (where the optimizer would otherwise
     carry them in its state) and the pruned weights after it."""
 
+    only_keeps_a_fixed_mask = True  # training/hooks.py: all it does is keep `self.mask`, so runs may stack
+
     def __init__(self, mask: Mask):
         self.mask = mask
         self.masked: MaskedTraining | None = None

@@ -1,0 +1,82 @@
+"""Stacked training against one run after another: the same grid, through `submit --local`, with
+and without `--stack`, in the same process (fresh roots each time, the datasets read once before).
+Prints runs/s of each and the ratio, for
+
+  - 16 replicates of the tiny iris recipe (iris_sigmoid_6: a 4-6-3 sigmoid MLP, per-example SGD,
+    the chaos-causality retraining's network and recipe), shortened to --iris_steps (goal >= 5x);
+  - 8 replicates of Fashion-MNIST LeNet-300-100 (batch 128, SGD), --lenet_steps each (goal >= 1.5x);
+  - 16 CIFAR-10 ResNet-20 replicates on a GPU, --resnet_steps each (goal >= 8x), when one is present.
+
+    python benchmarks/stacked_training.py [--num_threads=1] [--iris_steps=10ep] [--lenet_steps=100it]
+                                          [--resnet_steps=100it] [--only=iris,lenet,resnet]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import open_prune  # noqa: E402
+
+
+def option(name: str, default: str) -> str:
+    return next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith(f"--{name}=")), default)
+
+
+def submit(grid: list[str], stacked: bool, device: str, threads: str) -> float:
+    """Seconds to run the grid in a fresh root (its output swallowed)."""
+    with tempfile.TemporaryDirectory() as root:
+        argv = ["submit", "--local", *(["--stack"] if stacked else []), "--", *grid, f"--root={root}",
+                f"--device={device}", f"--num_threads={threads}", "--quiet"]
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = open_prune.main(argv)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    if code:
+        raise SystemExit(f"submit failed ({code}): {' '.join(argv)}")
+    return seconds
+
+
+def compare(label: str, grid: list[str], runs: int, device: str, threads: str, goal: float) -> None:
+    submit([*grid[:-1], "--replicate=1"], False, device, threads)  # warm-up: reads the data, imports
+    alone = submit(grid, False, device, threads)
+    stacked = submit(grid, True, device, threads)
+    ratio = alone / stacked
+    print(f"{label}: {runs} runs on {device}: one after another {runs / alone:.2f} runs/s ({alone:.1f} s), "
+          f"stacked {runs / stacked:.2f} runs/s ({stacked:.1f} s); ratio={ratio:.2f} (goal >= {goal})", flush=True)
+
+
+def main() -> None:
+    threads = option("num_threads", "1")
+    only = option("only", "iris,lenet,resnet").split(",")
+    print(f"torch {torch.__version__}, {threads} CPU thread(s)")
+    if "iris" in only:
+        compare("iris_sigmoid_6 replicates",
+                ["train", "--default_hparams=iris_sigmoid_6", f"--training_steps={option('iris_steps', '10ep')}",
+                 "--replicate=1-16"], 16, "cpu", threads, 5.0)
+    if "lenet" in only:
+        compare("Fashion-MNIST LeNet-300-100 replicates",
+                ["train", "--default_hparams=fashionmnist_lenet_300_100",
+                 f"--training_steps={option('lenet_steps', '100it')}", "--replicate=1-8"], 8, "cpu", threads, 1.5)
+    if "resnet" in only:
+        if not torch.cuda.is_available():
+            print("CIFAR-10 ResNet-20 replicates: needs a GPU (none here); rerun this on one with --only=resnet")
+        else:
+            compare("CIFAR-10 ResNet-20 replicates",
+                    ["train", "--default_hparams=cifar_resnet_20",
+                     f"--training_steps={option('resnet_steps', '100it')}", "--replicate=1-16"], 16, "cuda",
+                    threads, 8.0)
+
+
+if __name__ == "__main__":
+    main()
