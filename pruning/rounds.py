@@ -19,7 +19,7 @@ geometric schedule over the rounds, ranked within the layer by the score.
         itself; with another score, LAMP sets the per-layer counts and the score picks the weights.
   owl   outlier-weighted layerwise sparsity (pruning/post_training/owl.py, Yin et al. 2024): a layer
         with more outliers of the Wanda metric |W| * ||X|| (over calibration inputs the score's
-        examples give) keeps more; with wanda or sparsegpt (branches/oneshot.py) it is their setting.
+        examples give) keeps more; with wanda or sparsegpt (branches/oneshot/) it is their setting.
 
 With `structure` 'N:M' (pruning/nm.py) every row of every considered layer keeps N of every M
 consecutive inputs, the highest-scoring ones: the pattern alone sets the fraction removed

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from branches import oneshot
+from branches.oneshot import oneshot
 from foundations.bundles import TRUNK_BUNDLES
 from foundations.errors import UserError
 from foundations.grid import expand, parse_grid
