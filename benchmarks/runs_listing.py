@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from branches.oneshot import oneshot  # noqa: E402
 from branches.lottery import imp  # noqa: E402
+from branches.oneshot import oneshot  # noqa: E402
 from cli import runs as runs_command  # noqa: E402
 from foundations.bundles import TRUNK_BUNDLES  # noqa: E402
 

@@ -9,7 +9,7 @@ import torch
 from foundations import paths
 from platforms.storage import read_json, write_json
 from pruning.mask import Mask
-from pruning.post_training import wanda
+from pruning.post_training import calibration
 from pruning.post_training.prune import STRATEGIES as POST_TRAINING
 from runs import run_files
 from runs.branch import Branch, row
@@ -31,7 +31,7 @@ def pruned_metrics(branch: Branch, model: torch.nn.Module, mask: Mask) -> dict:
                 return stored
         except (OSError, ValueError):
             pass
-        net = wanda.masked_network(model, mask.to(next(model.parameters()).device))
+        net = calibration.masked_network(model, mask.to(next(model.parameters()).device))
         training = trunk.desc.training
         loss = Loss(training.loss, trunk.info.task, trunk.info.num_classes, getattr(training, "label_smoothing", 0.0))
         metrics = evaluate(net, trunk.loader(False), loss)
@@ -74,7 +74,8 @@ def finish_untrained(branch: Branch, model: torch.nn.Module, mask: Mask, start, 
         return
     run_files.open_run_dir(branch.dir)
     mask.save_if_changed(branch.dir)
-    checkpoint.save_model(wanda.masked_network(model, mask.to(next(model.parameters()).device)), branch.dir, start)
+    pruned = calibration.masked_network(model, mask.to(next(model.parameters()).device))
+    checkpoint.save_model(pruned, branch.dir, start)
     metrics = {**before, **{f"pruned_{key}": value for key, value in before.items()}}
     write_json({"final_step": str(start), "final_iteration": start.iteration, "metrics": metrics,
                 "seconds_this_session": 0.0}, branch.dir / paths.DONE)

@@ -20,8 +20,9 @@ the steps before (quadratic in the number of steps, small for these models).
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from foundations.errors import UserError
+from pruning.mask import Mask
+from pruning.nm import check_divisible
 
 DEFAULT_EXAMPLES = 128  # both papers: 128 calibration sequences
 
@@ -164,6 +167,43 @@ def capture(model: nn.Module, step: list[str], data: CalibrationData, *, gram: b
         raise UserError(f"the calibration forward never reached {', '.join(missing)}: post-training pruning "
                         f"needs every pruned layer to be used; leave it out with --prune_layers_to_ignore")
     return statistics
+
+
+def masked_network(model: nn.Module, mask: Mask) -> nn.Module:
+    """A copy of `model` with its pruned weights zeroed (the caller's model is not changed)."""
+    net = copy.deepcopy(model)
+    parameters = dict(net.named_parameters())
+    with torch.no_grad():
+        for name, alive in mask.items():
+            parameters[name].mul_(alive.to(parameters[name].device, parameters[name].dtype))
+    return net
+
+
+# (name, weight, its step's input statistics, its alive entries) -> (new weight or None to keep it, new alive)
+LayerPruner = Callable[[str, torch.Tensor, InputStatistics, torch.Tensor], tuple[Optional[torch.Tensor], torch.Tensor]]
+
+
+def prune_step_by_step(model: nn.Module, mask: Mask, removals: Mapping[str, int], data: CalibrationData, *,
+                       gram: bool, group_size: Optional[int], prune_layer: LayerPruner) -> tuple[Mask, nn.Module]:
+    """(mask, pruned copy of `model`): the layers named in `removals`, step by step, each step's
+    inputs captured through the steps before it as already pruned (and, where `prune_layer` gives
+    new weights, reconstructed). `group_size` is M of an N:M pattern (its layers checked first)."""
+    names = [name for name in mask.keys() if name in removals]
+    if group_size is not None:
+        check_divisible({name: mask[name].shape for name in names}, group_size)
+    net = masked_network(model, mask)
+    parameters = dict(net.named_parameters())
+    result = dict(mask.items())
+    for step in pruning_steps(net, names):
+        statistics = capture(net, step, data, gram=gram)
+        for name in step:
+            weight = parameters[name]
+            new_weight, alive = prune_layer(name, weight, statistics, result[name].to(weight.device))
+            with torch.no_grad():
+                kept = weight if new_weight is None else new_weight.to(weight.dtype)
+                weight.copy_(kept * alive.to(weight.dtype))
+            result[name] = alive
+    return Mask(result), net
 
 
 def _recorder(statistics: InputStatistics, name: str, module: nn.Module) -> Callable:

@@ -30,9 +30,10 @@ from pruning.post_training.calibration import (
     CalibrationData,
     calibration_examples,
     capture,
+    masked_network,
     pruning_steps,
 )
-from pruning.post_training.wanda import masked_network, wanda_metric
+from pruning.post_training.wanda import wanda_metric
 from pruning.scores.base import ScoringData
 
 DEFAULT_THRESHOLD = 5.0  # M

@@ -28,9 +28,7 @@ from torch import nn
 
 from foundations.errors import UserError
 from pruning.mask import Mask
-from pruning.nm import check_divisible
-from pruning.post_training.calibration import CalibrationData, capture, pruning_steps
-from pruning.post_training.wanda import masked_network
+from pruning.post_training.calibration import CalibrationData, prune_step_by_step
 
 DEFAULT_DAMP = 0.01
 DEFAULT_BLOCKSIZE = 128
@@ -121,20 +119,9 @@ def sparsegpt_prune(model: nn.Module, mask: Mask, removals: Mapping[str, int], d
     """(mask, reconstructed copy of `model`): every layer named in `removals` pruned and
     reconstructed by SparseGPT step by step, each step's inputs captured through the steps before
     it as pruned and reconstructed. `model` is not changed."""
-    names = [name for name in mask.keys() if name in removals]
-    if nm is not None:
-        check_divisible({name: mask[name].shape for name in names}, nm[1])
-    net = masked_network(model, mask)
-    parameters = dict(net.named_parameters())
-    result = dict(mask.items())
-    for step in pruning_steps(net, names):
-        statistics = capture(net, step, data, gram=True)
-        for name in step:
-            weight = parameters[name]
-            new_weight, alive = sparsegpt_layer(weight, statistics.grams[name].to(weight.device),
-                                                result[name].to(weight.device), removals[name],
-                                                nm=nm, blocksize=blocksize, damp=damp)
-            with torch.no_grad():
-                weight.copy_(new_weight.to(weight.dtype) * alive.to(weight.dtype))
-            result[name] = alive
-    return Mask(result), net
+    def prune_layer(name: str, weight: torch.Tensor, statistics, alive: torch.Tensor):
+        return sparsegpt_layer(weight, statistics.grams[name].to(weight.device), alive, removals[name],
+                               nm=nm, blocksize=blocksize, damp=damp)
+
+    return prune_step_by_step(model, mask, removals, data, gram=True, group_size=nm[1] if nm else None,
+                              prune_layer=prune_layer)

@@ -11,7 +11,6 @@ highest-scoring of each M consecutive inputs (pruning/nm.py).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Optional
 
@@ -19,8 +18,8 @@ import torch
 from torch import nn
 
 from pruning.mask import Mask
-from pruning.nm import check_divisible, nm_mask
-from pruning.post_training.calibration import CalibrationData, capture, pruning_steps, removals_per_row
+from pruning.nm import nm_mask
+from pruning.post_training.calibration import CalibrationData, prune_step_by_step, removals_per_row
 from pruning.select import remove
 
 GROUPS = ("row", "layer")
@@ -55,35 +54,16 @@ def select_layer(name: str, scores: torch.Tensor, alive: torch.Tensor, removal: 
     return remove({name: scores}, {name: alive}, {(name,): removal})[name]
 
 
-def masked_network(model: nn.Module, mask: Mask) -> nn.Module:
-    """A copy of `model` with its pruned weights zeroed (the caller's model is not changed)."""
-    net = copy.deepcopy(model)
-    parameters = dict(net.named_parameters())
-    with torch.no_grad():
-        for name, alive in mask.items():
-            parameters[name].mul_(alive.to(parameters[name].device, parameters[name].dtype))
-    return net
-
-
 def wanda_prune(model: nn.Module, mask: Mask, removals: Mapping[str, int], data: CalibrationData, *,
                 group: str = "row", nm: Optional[tuple[int, int]] = None) -> Mask:
     """`mask` with removals[layer] more weights off in every layer named (all of them N:M when
     `nm` is given, the counts then unused), chosen by Wanda step by step; `model` is not changed."""
     if group not in GROUPS:
         raise ValueError(f"unknown Wanda group {group!r}: use one of {GROUPS}")
-    names = [name for name in mask.keys() if name in removals]
-    if nm is not None:
-        check_divisible({name: mask[name].shape for name in names}, nm[1])
-    net = masked_network(model, mask)
-    parameters = dict(net.named_parameters())
-    result = dict(mask.items())
-    for step in pruning_steps(net, names):
-        statistics = capture(net, step, data, gram=False)
-        for name in step:
-            weight = parameters[name]
-            alive = result[name].to(weight.device)
-            scores = wanda_metric(weight, statistics.squares[name].to(weight.device))
-            result[name] = select_layer(name, scores, alive, removals[name], group, nm)
-            with torch.no_grad():
-                weight.mul_(result[name].to(weight.dtype))
-    return Mask(result)
+
+    def prune_layer(name: str, weight: torch.Tensor, statistics, alive: torch.Tensor):
+        scores = wanda_metric(weight, statistics.squares[name].to(weight.device))
+        return None, select_layer(name, scores, alive, removals[name], group, nm)
+
+    return prune_step_by_step(model, mask, removals, data, gram=False, group_size=nm[1] if nm else None,
+                              prune_layer=prune_layer)[0]
