@@ -21,7 +21,7 @@ processed independently, so the model is put in eval mode for the fit and restor
 """
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from foundations.errors import UserError
 
 STRUCTURES = ("diag_ggn", "diag_ef", "kfac")
 _CHUNK_ELEMENTS = 1 << 24  # bound on per-example weight gradients held at once (weight sharing)
+_MERGE_ELEMENTS = 1 << 22  # bound on input elements x columns of the batches merged for one pass
 
 
 @dataclass
@@ -154,8 +155,10 @@ def _per_example_weight_squares(g: torch.Tensor, a: torch.Tensor) -> torch.Tenso
 def _accumulate_diagonal(acc, layer, g, a):
     positions = a.shape[1]
     if positions == 1:
-        g2 = g[:, :, 0].square().sum(0)  # (N, O)
-        acc[layer.weight] += g2.T @ a[:, 0].square()
+        g0 = g[:, :, 0]
+        g2 = (g0 * g0).sum(0)  # (N, O)
+        a0 = a[:, 0]
+        acc[layer.weight] += g2.T @ (a0 * a0)
         if layer.bias is not None:
             acc[layer.bias] += g2.sum(0)
     else:
@@ -170,6 +173,47 @@ def _accumulate_kron(factors, layer, g, a):
     a_flat = a.reshape(-1, a.shape[-1])
     G += g_flat.T @ g_flat
     A += (a_flat.T @ a_flat) / a.shape[1]
+
+
+def n_outputs_hint(model: nn.Module) -> int | None:
+    """The model's number of outputs if its last Linear layer tells it (else None)."""
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    return None if last is None else last.out_features
+
+
+def columns_per_example(structure: str, likelihood: str, n_outputs: int | None) -> int:
+    """How many vectors each example backpropagates: one for the empirical Fisher, one per
+    output for the GGN (the columns of the Hessian's square root)."""
+    return 1 if structure == "diag_ef" else (n_outputs or 1)
+
+
+def merged_batches(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], columns: int,
+                   budget: int = _MERGE_ELEMENTS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches, consecutive ones concatenated while the merged batch stays within `budget`
+    elements of input times backpropagated columns (a proxy for the batched backward's memory,
+    which grows with both). The curvature is a sum over examples, so only its rounding depends
+    on the grouping; small models' fits run several times faster on batches of a thousand
+    examples than of a hundred (the training batch). A batch over the budget is never split."""
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+    size = 0
+    for x, y in batches:
+        per_example = max(1, x[0].numel()) * columns
+        if pending and (size + x.shape[0]) * per_example > budget:
+            yield _concatenated(pending)
+            pending, size = [], 0
+        pending.append((x, y))
+        size += x.shape[0]
+    if pending:
+        yield _concatenated(pending)
+
+
+def _concatenated(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(batches) == 1:
+        return batches[0]
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 
 def fit_curvature(
@@ -215,7 +259,7 @@ def fit_curvature(
     was_training = model.training
     model.eval()
     try:
-        for x, y in batches:
+        for x, y in merged_batches(batches, columns_per_example(structure, likelihood, n_outputs_hint(model))):
             x, y = x.to(device), y.to(device)
             with capturing(model, layers) as capture:
                 f = functional_call(model, theta, (x,))
@@ -230,9 +274,13 @@ def fit_curvature(
 
             if layers:
                 nodes = [capture.outputs[layer.module_name] for layer in layers]
-                grads = torch.autograd.grad(
-                    f, nodes, grad_outputs=columns, is_grads_batched=True, allow_unused=True
-                )
+                if columns.shape[0] == 1:  # one column (the empirical Fisher): no batching needed
+                    grads = torch.autograd.grad(f, nodes, grad_outputs=columns[0], allow_unused=True)
+                    grads = [None if grad is None else grad.unsqueeze(0) for grad in grads]
+                else:
+                    grads = torch.autograd.grad(
+                        f, nodes, grad_outputs=columns, is_grads_batched=True, allow_unused=True
+                    )
                 for layer, grad, node in zip(layers, grads, nodes):
                     if grad is None:  # the layer does not reach the output
                         grad = node.new_zeros((columns.shape[0],) + node.shape)

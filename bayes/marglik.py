@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bayes.curvature import Curvature, fit_curvature
-from bayes.laplace import log_marginal_likelihood
+from bayes.laplace import curvature_scale, log_marginal_likelihood
 from bayes.priors import Prior
 from foundations.errors import UserError
 
@@ -52,12 +52,51 @@ def update_prior(
         raise UserError(f"the number of hyperparameter steps must be zero or more, got {steps}")
     if optimizer is None:
         optimizer = torch.optim.Adam(prior.parameters(), lr=lr, fused=True)
+    analytic = (not curvature.kron and set(prior.names) == set(curvature.theta)
+                and not (isinstance(sigma_noise, torch.Tensor) and sigma_noise.requires_grad))
+    gradient = DiagonalMarglikGradient(curvature, sigma_noise, temperature) if analytic and steps else None
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        (-log_marginal_likelihood(curvature, prior, sigma_noise, temperature)).backward()
+        if gradient is not None:
+            gradient(prior)
+        else:
+            (-log_marginal_likelihood(curvature, prior, sigma_noise, temperature)).backward()
         optimizer.step()
     with torch.no_grad():
         return log_marginal_likelihood(curvature, prior, sigma_noise, temperature)
+
+
+class DiagonalMarglikGradient:
+    """The gradient of the negative log marginal likelihood in each log precision lp = log delta,
+    for a diagonal curvature h, in closed form:
+
+        d(-log p(D)) / d lp = 1/2 delta theta*^2 + 1/2 (delta / (s h + delta) - 1)
+                            = delta (theta*^2 / 2) - (s h / 2) / (s h + delta)
+
+    (s = 1 / (sigma^2 T)). Masked weights drop out by themselves: their theta* and h are 0.
+    Calling it accumulates the gradient into the prior's parameters; only the prior's expansion
+    of its parameters into per-weight log precisions goes through autograd. Several times cheaper
+    than differentiating the whole marginal likelihood, and equal to it up to rounding."""
+
+    def __init__(self, curvature: Curvature, sigma_noise: float | torch.Tensor = 1.0, temperature: float = 1.0):
+        factor = curvature_scale(curvature, sigma_noise, temperature)
+        with torch.no_grad():
+            self.terms = {name: (factor * h.reshape(-1), 0.5 * factor * h.reshape(-1),
+                                 0.5 * curvature.theta_squared(name))
+                          for name, h in curvature.diagonal.items()}
+        self.names = set(curvature.theta)
+
+    def __call__(self, prior: Prior) -> None:
+        log_delta = prior.log_precision()
+        tensors, grads = [], []
+        with torch.no_grad():
+            for name, (scaled, half_scaled, half_theta2) in self.terms.items():
+                lp = log_delta[name]
+                delta = lp.detach().reshape(-1).exp()
+                shrink = torch.div(half_scaled, scaled + delta).neg_()
+                grads.append(torch.addcmul(shrink, delta, half_theta2).reshape(lp.shape))
+                tensors.append(lp)
+        torch.autograd.backward(tensors, grads)
 
 
 def fit_and_update_prior(

@@ -13,7 +13,10 @@ lags 1..14), the risk on a 10% validation split, all as the branch runs them.
 Last line: ratio=<loop estimate / ours>.
 
     python benchmarks/chaos_causality_cost.py [--device=cpu] [--epochs=5] [--sample=20]
-        [--layers=fc_layers.1.weight,fc.weight] [--dataset_root=DIR]
+        [--layers=fc_layers.1.weight,fc.weight] [--dataset_root=DIR] [--threads=N] [--clock=cpu]
+
+--clock=cpu times our side in this process's CPU seconds (all threads) instead of wall-clock
+seconds: with --threads=1 on a machine shared with other work it is the steadier measure.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ class SampleSpy(Hook):
         self.rows.append(flat[self.columns].double().cpu())
 
 
+def cpu_timed(fn, device: torch.device) -> float:
+    """CPU seconds of this process (all its threads) for one call of fn (--clock=cpu)."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
 def peak_memory(device: torch.device) -> float:
     """Peak bytes so far: allocated on CUDA, resident set on the CPU."""
     if device.type == "cuda":
@@ -73,8 +83,13 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20, help="weights timed with nolds + statsmodels")
     parser.add_argument("--layers", default=None, help="analyse only these weights (default: every one)")
     parser.add_argument("--dataset_root", default=str(Path.home() / "open_prune_datasets"))
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    measure = cpu_timed if args.clock == "cpu" else timed
     h = ChaosHparams()
 
     data = SimpleNamespace(dataset_name="fashionmnist", batch_size=128, do_not_augment=True, transformation_seed=0,
@@ -96,7 +111,7 @@ def main() -> None:
                   data_order_seed=0, hooks=hooks)
 
     run([])  # warm-up: kernels, allocator, page cache
-    plain_seconds = timed(lambda: run([]), device)
+    plain_seconds = measure(lambda: run([]), device)
     baseline_peak = peak_memory(device)
 
     recorder = TrajectoryRecorder(layers, steps=steps, window=h.window, overlap=h.overlap, record=h.record,
@@ -105,10 +120,10 @@ def main() -> None:
     weights = sum(dict(new_model().named_parameters())[name].numel() for name in layers)
     sample = torch.randperm(weights, generator=torch.Generator().manual_seed(0))[: args.sample]
     spy = SampleSpy(layers, sample.to(device))
-    recorded_seconds = timed(lambda: run([recorder, spy]), device)  # the spy costs a gather per step
+    recorded_seconds = measure(lambda: run([recorder, spy]), device)  # the spy costs a gather per step
     recording = recorder.result()
     n_windows = recording.risk.shape[0]
-    granger_seconds = timed(lambda: granger_causality(
+    granger_seconds = measure(lambda: granger_causality(
         recording, maxlag=h.maxlag, test=h.granger_test, alpha=h.alpha, fdr=h.fdr, on_infeasible=h.on_infeasible,
         device=device), device)
     extra_peak = peak_memory(device) - baseline_peak
@@ -142,8 +157,8 @@ def main() -> None:
     per_weight = (nolds_seconds + statsmodels_seconds) / trajectory.shape[1]
     loop_estimate = per_weight * weights
 
-    print(f"device={device} threads={torch.get_num_threads()} {MODEL}: {weights} weights analysed, {steps} steps, "
-          f"{n_windows} windows of {h.window} (stride {stride}), Granger lags 1..{lags}")
+    print(f"device={device} threads={torch.get_num_threads()} clock={args.clock} {MODEL}: {weights} weights analysed, "
+          f"{steps} steps, {n_windows} windows of {h.window} (stride {stride}), Granger lags 1..{lags}")
     print(f"training, {args.epochs} epochs: {plain_seconds:.1f} s")
     print(f"ours: {ours:.1f} s of analysis = {recorded_seconds - plain_seconds:.1f} s recording + exponents + risk "
           f"during training + {granger_seconds:.1f} s Granger; peak extra memory {extra_peak / 2**20:.0f} MiB")

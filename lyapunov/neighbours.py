@@ -28,6 +28,8 @@ from torch import Tensor
 from lyapunov.exact_roots import tie_limit
 
 RULES = ("nolds", "tisean")
+# Above every tie limit: a square root's rounding interval spans less than 2**-51 of the square.
+_ABOVE_TIE_LIMIT = 1.0 + 2.0**-49
 
 TISEAN_EPS0 = 1e-3  # lyap_r's starting radius without -r, in rescaled units
 TISEAN_GROWTH = 1.1  # the radius grows by this factor per pass
@@ -35,11 +37,44 @@ TISEAN_GROWTH = 1.1  # the radius grows by this factor per pass
 
 def nearest_nolds(dist2: Tensor) -> Tensor:
     """Index ``(B, M)`` of each reference's nearest neighbour, the earliest among ties of the
-    correctly rounded distance (nolds' ``argmin`` over ``sqrt(dist2)``), found without taking
-    M*M square roots: an entry ties with the nearest iff it is at most the largest float64
-    whose root rounds to the nearest distance."""
-    limit = tie_limit(dist2.amin(dim=2, keepdim=True))
-    return (dist2 <= limit).view(torch.uint8).argmax(dim=2)
+    correctly rounded distance (nolds' ``argmin`` over ``sqrt(dist2)``), for ``dist2`` ``(B, M, M)``
+    (see :func:`nearest_nolds_columns`, which this calls on a view)."""
+    return nearest_nolds_columns(dist2.permute(1, 2, 0)).T
+
+
+def nearest_nolds_columns(dist2: Tensor) -> Tensor:
+    """:func:`nearest_nolds` for distances laid out ``(M, M, B)`` (reference, candidate, series:
+    the batch is the contiguous dimension, so every pass vectorizes across series); returns
+    ``(M, B)``. Found without taking M*M square roots: an entry ties with the nearest iff it is at
+    most the largest float64 whose root rounds to the nearest distance."""
+    nearest = dist2.amin(dim=1)
+    # The exact limit costs some twenty passes over (M, B); a bound just above it costs one. The
+    # first candidate within the bound is the answer whenever it sits at the nearest distance
+    # itself (always, but on data with near-ties); the other references get the exact limit.
+    index = first_at_most(dist2, (nearest * _ABOVE_TIE_LIMIT)[:, None])
+    refs, rows = (dist2.gather(1, index[:, None]).squeeze(1) != nearest).nonzero(as_tuple=True)
+    if refs.numel():
+        limit = tie_limit(nearest[refs, rows])
+        index[refs, rows] = first_at_most(dist2[refs, :, rows].T[None], limit[None, None]).squeeze(0)
+    return index
+
+
+def first_at_most(dist2: Tensor, limit: Tensor) -> Tensor:
+    """For ``dist2`` ``(M, M, B)`` and ``limit`` ``(M, 1, B)``: the first candidate j with
+    ``dist2[i, j, b] <= limit[i, 0, b]`` (0 where there is none, as ``argmax`` of all-False)."""
+    return first_true(dist2 <= limit)
+
+
+def first_true(mask: Tensor) -> Tensor:
+    """For a bool ``mask`` ``(M, M, B)``: the first j with ``mask[i, j, b]``, ``(M, B)`` (0 where
+    there is none). Ranked as ``M - j`` in the narrowest integer type, so the first is the
+    maximum: one multiply and one max over bytes (torch's ``argmax`` along a non-contiguous
+    dimension, and ``where``, are several times slower)."""
+    m = mask.shape[1]
+    dtype = torch.uint8 if m < 1 << 8 else torch.int16 if m < 1 << 15 else torch.int32
+    rank = torch.arange(m, 0, -1, dtype=dtype, device=mask.device)[None, :, None]
+    best = torch.mul(mask.view(torch.uint8), rank).amax(dim=1).long()
+    return (m - best).remainder_(m)
 
 
 class TiseanNeighbours(NamedTuple):
@@ -48,11 +83,12 @@ class TiseanNeighbours(NamedTuple):
     stuck: Tensor  # (B, M) bool: no candidate below 1, where TISEAN never finishes
 
 
-def rescale_unit(x: Tensor) -> Tensor:
-    """Each row mapped to [0, 1] as TISEAN's ``rescale_data``: ``(x - min) / (max - min)``,
-    with the same two roundings (which is why ties in the input may not be ties after)."""
-    low = x.amin(dim=1, keepdim=True)
-    return (x - low) / (x.amax(dim=1, keepdim=True) - low)
+def rescale_unit(x: Tensor, dim: int = 1) -> Tensor:
+    """Each series (along ``dim``: rows by default) mapped to [0, 1] as TISEAN's
+    ``rescale_data``: ``(x - min) / (max - min)``, with the same two roundings (which is why
+    ties in the input may not be ties after)."""
+    low = x.amin(dim=dim, keepdim=True)
+    return (x - low) / (x.amax(dim=dim, keepdim=True) - low)
 
 
 def _tisean_radii() -> tuple[list[float], list[float]]:
@@ -71,52 +107,55 @@ def _tisean_radii() -> tuple[list[float], list[float]]:
 _RADII2, _INVERSE_RADII = _tisean_radii()
 
 
-def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int, workspace=None) -> TiseanNeighbours:
-    """TISEAN's choice for every reference, from squared distances on the rescaled series
-    ``unit`` ``(B, N)``; ``reach = (emb_dim - 1) * lag`` locates the last delay coordinate.
-    ``workspace`` (a ``rosenstein.Workspace``) lends the large temporaries."""
-    b, m = dist2.shape[:2]
+def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:
+    """TISEAN's choice for every reference, for ``dist2`` ``(B, M, M)`` and the rescaled series
+    ``unit`` ``(B, N)``; fields ``(B, M)`` (see :func:`nearest_tisean_columns`, called on views)."""
+    found = nearest_tisean_columns(dist2.permute(1, 2, 0), unit.T, reach)
+    return TiseanNeighbours(*(field.T for field in found))
+
+
+def nearest_tisean_columns(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:
+    """TISEAN's choice for every reference, from squared distances ``(M, M, B)`` (reference,
+    candidate, series) on the rescaled series ``unit`` ``(N, B)`` (one series per column);
+    ``reach = (emb_dim - 1) * lag`` locates the last delay coordinate. Fields are ``(M, B)``."""
+    m = dist2.shape[0]
     inf = float("inf")
-    if workspace is None:
-        nearest_any, index = dist2.min(dim=2)
-    else:
-        nearest_any, index = torch.min(dist2, dim=2, out=(workspace.get("nearest", (b, m), dist2.dtype, dist2.device),
-                                                          workspace.get("index", (b, m), torch.long, dist2.device)))
+    nearest_any = dist2.amin(dim=1)
     stuck = ~(nearest_any < 1.0)  # the search keeps only distances below 1 (and NaN is stuck too)
+    # Equal squared distances go to the first candidate visited: a reference has a tie iff more
+    # than one candidate sits at its minimum. Ties are rare outside rounded data; the first one
+    # is a placeholder for them, ranked properly below.
+    at_min = dist2 <= nearest_any[:, None]
+    count_dtype = torch.uint8 if m < 1 << 8 else torch.int32
+    tied = at_min.view(torch.uint8).sum(dim=1, dtype=count_dtype) > 1
+    index = first_true(at_min)
     nearest = nearest_any.clone()
-    # Equal squared distances go to the first candidate visited. A reference has a tie iff the
-    # smallest of its other candidates equals the one min() picked: hide the pick, take the
-    # minimum again (one pass instead of an equality mask and a count), put the pick back.
-    picked = index[:, :, None]
-    dist2.scatter_(2, picked, inf)
-    tied = dist2.amin(dim=2) == nearest_any
-    dist2.scatter_(2, picked, nearest_any[:, :, None])
     # A duplicate settles its reference on the first pass; the neighbour must then be a
     # positive distance within that pass's radius. Duplicates are rare: only those rows.
-    rows, refs = (nearest_any == 0).nonzero(as_tuple=True)
-    if rows.numel():
-        positive = dist2[rows, refs]
+    refs, rows = (nearest_any == 0).nonzero(as_tuple=True)
+    if refs.numel():
+        positive = dist2[refs, :, rows]
         positive = torch.where(positive > 0, positive, inf)
-        nearest[rows, refs], index[rows, refs] = positive.min(dim=1)
-        tied[rows, refs] = (positive == nearest[rows, refs][:, None]).sum(dim=1) > 1
+        nearest[refs, rows], index[refs, rows] = positive.min(dim=1)
+        tied[refs, rows] = (positive == nearest[refs, rows][:, None]).sum(dim=1) > 1
     paired = (nearest < 1.0) & ((nearest_any > 0) | (nearest <= _RADII2[0]))
 
-    # Ties are rare outside rounded data, so only the references that have some are ranked (one
-    # host sync per chunk); unpaired references need no neighbour.
-    rows, refs = (tied & paired).nonzero(as_tuple=True)
-    if rows.numel():
+    # Only the references that have ties are ranked (one host sync per chunk); unpaired
+    # references need no neighbour.
+    refs, rows = (tied & paired).nonzero(as_tuple=True)
+    if refs.numel():
         radii2 = dist2.new_tensor(_RADII2)
         # Settled on the first pass whose radius covers a candidate (the last pass covers all).
-        settled = torch.searchsorted(radii2, nearest_any[rows, refs].contiguous()).clamp_(max=len(_RADII2) - 1)
+        settled = torch.searchsorted(radii2, nearest_any[refs, rows].contiguous()).clamp_(max=len(_RADII2) - 1)
         inverse = dist2.new_tensor(_INVERSE_RADII)[settled][:, None]  # 1/eps of that pass
         # Box indices without TISEAN's wrap-around: a tied candidate is within eps in every
         # coordinate, so its box differs from the reference's by -1, 0 or 1 either way. The
         # visit order is (x box, y box, -index); the reference's own box is the same constant
         # in every entry of a row, so it drops out of the argmin.
-        box_x = torch.floor(unit[rows, :m] * inverse)
-        box_y = torch.floor(unit[rows, reach : reach + m] * inverse)
+        box_x = torch.floor(unit[:m, rows].T * inverse)
+        box_y = torch.floor(unit[reach : reach + m, rows].T * inverse)
         order = torch.arange(m, device=dist2.device, dtype=dist2.dtype)
         key = box_x * (3 * m) + box_y * m - order
-        at_nearest = dist2[rows, refs] == nearest[rows, refs][:, None]
-        index[rows, refs] = torch.where(at_nearest, key, inf).argmin(dim=1)
+        at_nearest = dist2[refs, :, rows] == nearest[refs, rows][:, None]
+        index[refs, rows] = torch.where(at_nearest, key, inf).argmin(dim=1)
     return TiseanNeighbours(index, paired, stuck)

@@ -34,13 +34,14 @@ Everything is computed in float64 whatever the input dtype (one chunk at a time,
 bounded); results are returned in the input's dtype.
 """
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from foundations.errors import UserError
-from lyapunov.neighbours import RULES, nearest_nolds, nearest_tisean, rescale_unit
+from lyapunov.neighbours import RULES, nearest_nolds_columns, nearest_tisean_columns, rescale_unit
 
 FITS = ("poly", "diff")
 
@@ -111,19 +112,22 @@ def largest_lyapunov(
     workspace = Workspace()
     for start in range(0, count, rows):
         part = slice(start, start + rows)
-        chunk = series[part].to(torch.float64)
+        # One series per column (time along dim 0): every pass below then runs along the
+        # contiguous batch dimension. A ring buffer's (P, W) view is already laid out this way.
+        chunk = workspace.get("series", (n, series[part].shape[0]), torch.float64, x.device)
+        chunk.copy_(series[part].T)
         if decimals is not None:
             chunk = torch.round(chunk, decimals=decimals)
-        spread = chunk.amax(dim=1) - chunk.amin(dim=1)
+        spread = chunk.amax(dim=0) - chunk.amin(dim=0)
         if decimals is not None:
             spread = torch.round(spread, decimals=decimals)  # a difference of grid values, on the grid
         flat = ~(spread > tol) | ~torch.isfinite(spread)
         live = None
         if skip_degenerate and bool(flat.any()):
             live = (~flat).nonzero().squeeze(1)
-            chunk = chunk.index_select(0, live)
+            chunk = chunk.index_select(1, live)
         if neighbours == "tisean":
-            chunk = rescale_unit(chunk)
+            chunk = rescale_unit(chunk, dim=0)
         part_curve, stuck = divergence_curve(chunk, emb_dim, lag, min_tsep, trajectory_len, neighbours, workspace)
         if live is not None:
             curve[part] = float("nan")
@@ -155,11 +159,12 @@ class Workspace:
         self._buffers: dict[str, Tensor] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """A contiguous tensor of ``shape`` (uninitialized), carved from the named buffer."""
+        numel = math.prod(shape)
         buffer = self._buffers.get(name)
-        if (buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1:] != shape[1:]
-                or buffer.dtype != dtype or buffer.device != device):
-            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
-        return buffer[: shape[0]]
+        if buffer is None or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
+            buffer = self._buffers[name] = torch.empty(numel, dtype=dtype, device=device)
+        return buffer[:numel].view(shape)
 
 
 def divergence_curve(
@@ -168,12 +173,15 @@ def divergence_curve(
 ) -> tuple[Tensor, Tensor]:
     """Mean log distance between nearest-neighbour pairs after k = 0..trajectory_len-1 steps.
 
-    ``x`` is ``(B, N)`` (for the TISEAN rule, already rescaled to [0, 1]); returns the curve
-    ``(B, trajectory_len)`` and ``(B,)`` whether the TISEAN search would never finish. Memory is
-    ``O(B * M**2)``: callers chunk over B (and may pass one ``workspace`` for every chunk).
+    ``x`` is ``(N, B)``, one series per column (for the TISEAN rule, already rescaled to [0, 1]);
+    returns the curve ``(B, trajectory_len)`` and ``(B,)`` whether the TISEAN search would never
+    finish. Every intermediate is laid out with the series last, so each pass is an element-wise
+    or reduction kernel along contiguous memory. Memory is ``O(B * M**2)``: callers chunk over B
+    (and may pass one ``workspace`` for every chunk).
     """
     workspace = workspace or Workspace()
-    b, n = x.shape
+    x = x.contiguous()
+    n, b = x.shape
     reach = (emb_dim - 1) * lag
     ntraj = n - reach - trajectory_len + 1
 
@@ -182,41 +190,80 @@ def divergence_curve(
     # entries of one matrix of squared differences shifted along its diagonal. Added without
     # fused multiply-adds and in the order of the reference, so the rounding is the same.
     add = _sequential_sum if neighbours == "tisean" else _numpy_sum
-    head = x[:, : ntraj + reach].contiguous()  # broadcasting over a strided slice is much slower
+    head = x[: ntraj + reach]
     width = ntraj + reach
-    sq_diff = torch.sub(head[:, :, None], head[:, None, :], out=workspace.get("sq_diff", (b, width, width),
-                                                                             x.dtype, x.device))
-    sq_diff.mul_(sq_diff)  # x * x: bitwise what square_() gives
-    dist2 = add([sq_diff[:, e * lag : e * lag + ntraj, e * lag : e * lag + ntraj] for e in range(emb_dim)],
-                out=workspace.get("dist2", (b, ntraj, ntraj), x.dtype, x.device))
+    sq_diff = _squared_difference(head[:, None, :].expand(width, width, b), head[None, :, :].expand(width, width, b),
+                                  workspace.get("sq_diff", (width, width, b), x.dtype, x.device))
+    dist2 = add([sq_diff[e * lag : e * lag + ntraj, e * lag : e * lag + ntraj] for e in range(emb_dim)],
+                out=workspace.get("dist2", (ntraj, ntraj, b), x.dtype, x.device))
     for offset in range(-min(min_tsep, ntraj - 1), min(min_tsep, ntraj - 1) + 1):
-        dist2.diagonal(offset, dim1=1, dim2=2).fill_(float("inf"))  # |i - j| <= min_tsep
+        dist2.diagonal(offset, dim1=0, dim2=1).fill_(float("inf"))  # |i - j| <= min_tsep
     if neighbours == "tisean":
-        found = nearest_tisean(dist2, x, reach, workspace)
+        found = nearest_tisean_columns(dist2, x, reach)
         neighbour = found.index
         references = ntraj - min_tsep  # lyap_r's reference loop ends min_tsep vectors early
-        used = found.paired[:, :references]
-        stuck = found.stuck[:, :references].any(dim=1)
+        used = found.paired[:references]
+        stuck = found.stuck[:references].any(dim=0)
     else:
-        neighbour, references, used = nearest_nolds(dist2), ntraj, None
+        neighbour, references, used = nearest_nolds_columns(dist2), ntraj, None
         stuck = torch.zeros(b, dtype=torch.bool, device=x.device)
 
-    # Follow each pair (i, neighbour[i]) for trajectory_len steps: both trajectories are rows
-    # of the series' sliding windows of `span` points; the reference side is a strided view.
+    # Follow each pair (i, neighbour[i]) for trajectory_len steps: both trajectories are windows
+    # of `span` points of the series, windows[j, k] = x[j + k] (a view); the neighbours' are
+    # gathered along the windows' first dimension.
     span = trajectory_len + reach
-    windows = x.unfold(1, span, 1)  # (B, n - span + 1, span), no copy
-    rows = torch.arange(b, device=x.device)[:, None]
-    step_sq = windows[rows, neighbour[:, :references]] - windows[:, :references]
-    step_sq.mul_(step_sq)
-    pair_dist2 = add([step_sq[:, :, e * lag : e * lag + trajectory_len] for e in range(emb_dim)])
-    if used is not None:
-        pair_dist2 = pair_dist2.masked_fill(~used[:, :, None], 0.0)  # unpaired: left out like zeros
+    windows = x.as_strided((n - span + 1, span, b), (b, b, 1))
+    index = neighbour[:references, None, :].expand(references, span, b)
+    neighbour_windows = torch.gather(windows, 0, index, out=workspace.get("gathered", (references, span, b),
+                                                                         x.dtype, x.device))
+    step_sq = _squared_difference(neighbour_windows, windows[:references],
+                                  workspace.get("step_sq", (references, span, b), x.dtype, x.device))
+
+    def pair_log_dist2() -> Tensor:
+        """log d**2 of every pair at every step, (references, trajectory_len, B), a fresh tensor."""
+        terms = [step_sq[:, e * lag : e * lag + trajectory_len] for e in range(emb_dim)]
+        pair_dist2 = add(terms) if emb_dim > 1 else terms[0].clone()
+        if used is not None:
+            pair_dist2.masked_fill_(~used[:, None, :], 1.0)  # unpaired: log 1 = 0, and not counted
+        return pair_dist2.log_()
 
     # Pairs at distance zero are left out of that step's mean: their log, -inf, counts as 0.
-    count = pair_dist2.sign().sum(dim=1)
-    log_dist2 = pair_dist2.log_().nan_to_num_(nan=float("nan"), posinf=float("inf"), neginf=0.0)
-    mean_log = log_dist2.sum(dim=1).mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
-    return mean_log.masked_fill(count == 0, float("-inf")), stuck
+    # Such pairs are rare (duplicates in the data), so the sum is taken first and only a chunk
+    # where some step's sum is infinite (a zero, or an overflowing distance) looks at each term.
+    # Summed by _tree_sum, not torch.sum: torch's sum along a non-contiguous dimension groups the
+    # terms by the batch size, and the result must not depend on how the batch is chunked.
+    total = _tree_sum(pair_log_dist2())  # (trajectory_len, B)
+    if bool(torch.isinf(total).any()):
+        log_dist2 = pair_log_dist2()
+        counted = log_dist2 != float("-inf")  # NaN counts, so a NaN stays NaN
+        if used is not None:
+            counted &= used[:, None, :]
+        count = counted.sum(dim=0, dtype=x.dtype)
+        total = _tree_sum(log_dist2.masked_fill_(log_dist2 == float("-inf"), 0.0))
+    elif used is not None:
+        count = used.sum(dim=0, dtype=x.dtype)[None, :].expand(trajectory_len, b)
+    else:
+        count = torch.full((trajectory_len, b), float(references), dtype=x.dtype, device=x.device)
+    mean_log = total.mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
+    return mean_log.masked_fill_(count == 0, float("-inf")).T, stuck
+
+
+def _squared_difference(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """``(a - b)**2`` rounded as ``d = a - b; d * d`` (no fused multiply-add), into ``out``:
+    the element-wise kernel of ``mse_loss`` without its reduction, one pass instead of two.
+    ``a`` and ``b`` have out's shape (expanded views, so the loss sees no broadcasting)."""
+    return torch.ops.aten.mse_loss.out(a, b, 0, out=out)
+
+
+def _tree_sum(terms: Tensor) -> Tensor:
+    """The sum over dim 0 by halving in place (the second half added onto the first), a fixed
+    order for every column whatever the other dimensions; ``terms`` is overwritten."""
+    remaining = terms.shape[0]
+    while remaining > 1:
+        half = remaining // 2
+        terms[:half].add_(terms[remaining - half : remaining])
+        remaining -= half
+    return terms[0]
 
 
 def _sequential_sum(terms: list[Tensor], out: Tensor | None = None) -> Tensor:
