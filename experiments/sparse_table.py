@@ -3,7 +3,8 @@ grid that experiments/sparse_fashion_grid.sh trained, then one Markdown table of
 (mean ± std of the final test accuracy over replicates, per target density; the density measured
 over all prunable weights, output layer included; training FLOPs over the dense trunk's).
 
-    python experiments/sparse_table.py [ROOT] [TRAINING_STEPS]     (default /tmp/sparse/root 3ep)
+    python experiments/sparse_table.py [ROOT] [TRAINING_STEPS] [MODEL] [EXTRA_FLAGS]
+    (default /tmp/sparse/root 3ep fashionmnist_lenet_300_100; the flags follow sparse_fashion_grid.sh's)
 """
 
 from __future__ import annotations
@@ -17,24 +18,32 @@ from pathlib import Path
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/sparse/root")
 STEPS = sys.argv[2] if len(sys.argv) > 2 else "3ep"
-COMMON = ["--default_hparams=fashionmnist_lenet_300_100", f"--training_steps={STEPS}", "--replicate=1-3",
-          f"--root={ROOT}"]
+MODEL = sys.argv[3] if len(sys.argv) > 3 else "fashionmnist_lenet_300_100"
+EXTRA = sys.argv[4].split() if len(sys.argv) > 4 else []
+COMMON = [f"--default_hparams={MODEL}", f"--training_steps={STEPS}", *EXTRA, "--replicate=1-3", f"--root={ROOT}"]
+# LeNet-5's recipe prunes every layer: the grid keeps its output layer dense and allocates its first conv
+LENET5 = MODEL.endswith("lenet5")
+IGNORE = ["--prune_layers_to_ignore=fc.weight"] if LENET5 else []
+SPARSE_LAYERS = ["--first_layer=allocated", "--output_layer=dense"] if LENET5 else []
 DENSITIES = [0.2, 0.1, 0.05, 0.02]
 IMP_LEVELS = {7: 0.2, 10: 0.1, 13: 0.05, 17: 0.02}  # 0.7937^L: 0.198, 0.099, 0.049, 0.0195
 GRID = ",".join(map(str, DENSITIES))
 
 REPORTS = {  # row label: (report command, how a runs.csv row maps to a target density, or None to skip)
     "dense (trunk)": (["train"], lambda r: "dense"),
-    "IMP ticket (iterative)": (["branch", "iterative", "--pruning_fraction=0.2063", "--levels=17"],
+    "IMP ticket (iterative)": (["branch", "iterative", "--pruning_fraction=0.2063", "--levels=17", *IGNORE],
                                lambda r: IMP_LEVELS.get(int(r["level"])) if r.get("level") not in (None, "") else None),
     "SNIP at init (oneshot snip10)": (["branch", "oneshot", "--strategy=snip10", "--prune_layers_to_ignore=fc.weight",
                                        "--prune_fraction=0.8,0.9,0.95,0.98"],
                                       lambda r: round(1 - float(r["prune_fraction"]), 4)),
-    "static random ERK (static-sparse)": (["branch", "static-sparse", f"--train_density={GRID}"],
+    "static random ERK (static-sparse)": (["branch", "static-sparse", *SPARSE_LAYERS, f"--train_density={GRID}"],
                                           lambda r: float(r["train_density"])),
-    "GMP (gmp, uniform)": (["branch", "gmp", f"--final_density={GRID}"], lambda r: float(r["final_density"])),
-    "SET (set, ERK)": (["branch", "set", f"--train_density={GRID}"], lambda r: float(r["train_density"])),
-    "RigL (rigl, ERK)": (["branch", "rigl", f"--train_density={GRID}"], lambda r: float(r["train_density"])),
+    "GMP (gmp, uniform)": (["branch", "gmp", *SPARSE_LAYERS, f"--final_density={GRID}"],
+                           lambda r: float(r["final_density"])),
+    "SET (set, ERK)": (["branch", "set", *SPARSE_LAYERS, f"--train_density={GRID}"],
+                       lambda r: float(r["train_density"])),
+    "RigL (rigl, ERK)": (["branch", "rigl", *SPARSE_LAYERS, f"--train_density={GRID}"],
+                         lambda r: float(r["train_density"])),
 }
 
 
@@ -46,15 +55,19 @@ def report(words: list[str], out: Path) -> list[dict]:
     return rows
 
 
-def density_of(directory: Path) -> float:
-    return json.loads((directory / "sparsity.json").read_text())["density"]
+def forward_ratio(directory: Path) -> float:
+    """A run's forward FLOPs under its mask over the dense network's (done.json's compute record);
+    for an MLP this is its density, for a conv net each layer's density weighted by its FLOPs."""
+    compute = json.loads((directory / "done.json").read_text())["compute"]
+    return compute["forward_flops"] / compute["forward_flops_dense"]
 
 
 def flops_ratio(path: str) -> float | None:
     """Training FLOPs over the dense trunk's: the sparse branches' own count (branch_done.json); for
-    the others, from their densities, since an MLP's FLOPs are proportional to its active weights
-    (training/flops.py counts each layer's dense FLOPs times its density): SNIP trains once at its
-    density, the IMP ticket at level L has cost the training of levels 0 (the trunk) to L."""
+    the others, from their forward FLOPs under the mask over the dense network's (training/flops.py
+    counts each layer's dense FLOPs times its density), since every run sees the same examples:
+    SNIP trains once under its mask, the IMP ticket at level L has cost the training of levels 0
+    (the trunk) to L."""
     directory = Path(path)
     marker = directory / "branch_done.json"
     if marker.exists():
@@ -63,16 +76,22 @@ def flops_ratio(path: str) -> float | None:
             return headline["train FLOPs / dense"]
     if directory.name.startswith("level_"):
         level = int(directory.name.split("_")[1])
-        return 1.0 + sum(density_of(directory.parent / f"level_{i}") for i in range(1, level + 1))
-    return density_of(directory) if (directory / "sparsity.json").exists() else None
+        return 1.0 + sum(forward_ratio(directory.parent / f"level_{i}") for i in range(1, level + 1))
+    return forward_ratio(directory) if (directory / "done.json").exists() else None
+
+
+CHANCE = 0.1  # ten classes: a run that never leaves chance predicts one class
 
 
 def cell(values: list[float]) -> str:
+    """mean ± std (n), and how many of the runs stayed at chance (a network that never trained)."""
     if not values:
         return "-"
     mean = statistics.mean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * spread:.2f} (n={len(values)})"
+    at_chance = sum(abs(value - CHANCE) < 0.005 for value in values)
+    chance = f", {at_chance} at chance" if at_chance else ""
+    return f"{100 * mean:.2f} ± {100 * spread:.2f} (n={len(values)}{chance})"
 
 
 PAIRS = [("RigL (rigl, ERK)", "SET (set, ERK)"), ("SET (set, ERK)", "static random ERK (static-sparse)"),
