@@ -16,7 +16,8 @@ AT_END=(--prune_step=2ep --state_step=2ep)  # wanda and sparsegpt prune the trai
 
 "${RUN[@]}" train "${TRUNK[@]}"
 for finetune in 0 100it; do
-  "${RUN[@]}" branch oneshot "${COMMON[@]}" --finetune_steps=$finetune --strategy=wanda,sparsegpt --prune_fraction=0.5
+  "${RUN[@]}" branch oneshot "${COMMON[@]}" --finetune_steps=$finetune --strategy=wanda,sparsegpt --prune_fraction=0.5 \
+    --prune_scope=layerwise
   "${RUN[@]}" branch oneshot "${COMMON[@]}" --finetune_steps=$finetune --strategy=wanda,sparsegpt --structure=2:4
   "${RUN[@]}" branch oneshot "${COMMON[@]}" "${AT_END[@]}" --finetune_steps=$finetune --strategy=magnitude,random \
     --prune_scope=layerwise --prune_fraction=0.5

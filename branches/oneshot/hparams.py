@@ -40,10 +40,10 @@ class OneshotHparams(Hparams):
     randomize_layerwise: bool = hparam(False, "shuffle the mask within each layer (keeps per-layer counts)")
     reinitialize: bool = hparam(False, "train freshly initialized weights under the mask")
     seed: Optional[int] = hparam(None, "seed for random scores, examples, shuffles, reinit (default: the replicate)")
-    prune_scope: Optional[str] = hparam(
-        None, "global | layerwise | erk (per layer at Erdős–Rényi-Kernel densities) | lamp | owl (outlier-weighted "
-              "layerwise, from calibration data) (default: global; for wanda and sparsegpt, which take any but "
-              "global, layerwise: the papers')", choices=SCOPES)
+    prune_scope: str = hparam(
+        "global", "global | layerwise | erk (per layer at Erdős–Rényi-Kernel densities) | lamp | owl (outlier-"
+                  "weighted layerwise, from calibration data); wanda and sparsegpt take any but global (give "
+                  "layerwise for the papers' uniform sparsity)", choices=SCOPES)
     prune_layers_to_ignore: Optional[str] = hparam(
         None, "comma-separated weights never pruned (default: none: every conv and linear weight is ranked, "
               "the output layer's too, as in the Missing-the-Mark fork; for wanda and sparsegpt the output layer, "
@@ -73,16 +73,10 @@ class OneshotHparams(Hparams):
         None, "training after pruning, from --start_step: a length such as 200it or 1ep, 0 for none (the pruned "
               "network is only evaluated); default: to the end of the trunk's training_steps")
 
-    def scope(self) -> str:
-        """--prune_scope, or the strategy's default."""
-        return self.prune_scope or default_scope(self.strategy)
-
     def validate(self) -> None:
         if self.strategy is not None:  # canonical before hashing: SNIP10 and snip10 are one run
             stripped = self.strategy.strip().lower()
             self.strategy = stripped if stripped in POST_TRAINING else scores.canonical(self.strategy)
-            if self.prune_scope == default_scope(self.strategy):
-                self.prune_scope = None  # the strategy's default scope is never hashed: one run, written either way
         if self.structure is not None:
             self.structure = "%d:%d" % parse_pattern(self.structure)
             n, m = parse_pattern(self.structure)
@@ -110,11 +104,6 @@ class OneshotHparams(Hparams):
         self.parent_run = self.parent_run and parent_run.normalized_address(self.parent_run, "parent_run")
 
 
-def default_scope(strategy: Optional[str]) -> str:
-    """layerwise for wanda and sparsegpt (the papers' uniform sparsity per layer), global otherwise."""
-    return "layerwise" if strategy in POST_TRAINING else "global"
-
-
 def check_settings_used(h: OneshotHparams) -> None:
     """A method's setting given for a run that does not use that method is refused (it would be
     hashed, and so make another run of the same experiment)."""
@@ -126,7 +115,7 @@ def check_settings_used(h: OneshotHparams) -> None:
     if (h.sparsegpt_damp != sparsegpt.DEFAULT_DAMP or h.sparsegpt_blocksize != sparsegpt.DEFAULT_BLOCKSIZE) \
             and h.strategy != "sparsegpt":
         unused.append(("--sparsegpt_damp/--sparsegpt_blocksize", "--strategy=sparsegpt"))
-    if (h.owl_threshold != owl.DEFAULT_THRESHOLD or h.owl_lambda != owl.DEFAULT_LAMBDA) and h.scope() != "owl":
+    if (h.owl_threshold != owl.DEFAULT_THRESHOLD or h.owl_lambda != owl.DEFAULT_LAMBDA) and h.prune_scope != "owl":
         unused.append(("--owl_threshold/--owl_lambda", "--prune_scope=owl"))
     if unused and h.strategy is not None:
         flag, reader = unused[0]
@@ -140,11 +129,11 @@ def check_post_training(h: OneshotHparams) -> None:
         raise UserError(f"--strategy={h.strategy} prunes in one pass: leave --prune_iterations out")
     if h.prune_highest:
         raise UserError(f"--strategy={h.strategy} removes the lowest scores: leave --prune_highest out")
-    if h.structure is None and h.scope() not in PER_LAYER_SCOPES:
+    if h.structure is None and h.prune_scope not in PER_LAYER_SCOPES:
         others = ", ".join(scope for scope in PER_LAYER_SCOPES if scope != "layerwise")
         raise UserError(f"--strategy={h.strategy} allots sparsity per layer: give --prune_scope=layerwise (uniform, "
                         f"the papers') or one of {others}")
-    if h.structure is not None and h.scope() not in ("global", "layerwise"):
+    if h.structure is not None and h.prune_scope not in ("global", "layerwise"):
         raise UserError(f"--structure={h.structure} gives every layer {h.structure}: leave --prune_scope out")
     if h.strategy == "sparsegpt" and (h.randomize_layerwise or h.reinitialize):
         raise UserError("--strategy=sparsegpt reconstructs the weights it keeps for its mask: --randomize_layerwise "

@@ -126,7 +126,7 @@ def post_training_prune(branch: Branch, model) -> tuple[Mask, Optional[dict]]:
     h = branch.bundles["oneshot"]
     mask = starting_mask(branch, model)
     names = considered_layers(mask.keys(), layers_to_ignore(branch))
-    settings = PostTrainingSettings(h.strategy, h.prune_fraction, h.scope(), h.structure, h.wanda_group,
+    settings = PostTrainingSettings(h.strategy, h.prune_fraction, h.prune_scope, h.structure, h.wanda_group,
                                     h.sparsegpt_damp, h.sparsegpt_blocksize, h.owl_threshold, h.owl_lambda)
     mask, net = prune_post_training(model, mask, names, settings, calibration_data(branch))
     return mask, None if net is None else {key: value.detach().cpu() for key, value in net.state_dict().items()}
@@ -155,7 +155,7 @@ def make_mask(branch: Branch) -> Mask:
                            weight_decay=trunk.desc.training.weight_decay)
         mask = prune_in_rounds(scored, h.strategy, h.prune_fraction, h.prune_iterations, data=data,
                                mask=starting_mask(branch, scored),
-                               scope=h.scope(), highest=h.prune_highest, layers_to_ignore=ignore,
+                               scope=h.prune_scope, highest=h.prune_highest, layers_to_ignore=ignore,
                                structure=h.structure)
         if h.randomize_layerwise:
             mask = mask.shuffled("layerwise", branch.seed(), layers_to_ignore=ignore)

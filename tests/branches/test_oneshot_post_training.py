@@ -118,7 +118,7 @@ def test_convolutions_and_a_vit_with_owl(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--strategy=wanda", "--prune_fraction=0.5", "--prune_scope=global"], "prune_scope=layerwise"),
+    (["--strategy=wanda", "--prune_fraction=0.5"], "prune_scope=layerwise"),
     (["--strategy=sparsegpt", "--prune_fraction=0.5", "--prune_scope=layerwise", "--reinitialize"], "reinitialize"),
     (["--strategy=wanda", "--structure=2:4", "--prune_fraction=0.3"], "contradicts"),
     (["--strategy=wanda", "--prune_fraction=0.5", "--prune_scope=layerwise", "--prune_iterations=2"], "one pass"),

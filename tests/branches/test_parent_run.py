@@ -96,7 +96,8 @@ def test_oneshot_prunes_a_parent_run_further_through_the_cli(cli, dataset_root, 
     assert cli("branch", "iterative", *TINY, "--levels=1")[0] == 0
     level = location(cli, "branch", "iterative", *TINY, "--levels=1") / "level_1"
     address = f"{level.parent.name}/level_1"
-    flags = [*TINY, f"--parent_run={address}", f"--strategy={strategy}", "--prune_fraction=0.5",
+    scope = "--prune_scope=layerwise" if strategy == "wanda" else "--prune_scope=global"
+    flags = [*TINY, f"--parent_run={address}", f"--strategy={strategy}", "--prune_fraction=0.5", scope,
              "--prune_layers_to_ignore=fc.weight", "--prune_step=3ep", "--state_step=3ep"]
     code, _, err = cli("branch", "oneshot", *flags)
     assert code == 0, err
