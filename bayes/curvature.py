@@ -13,6 +13,12 @@ Structures
             curvlinops backend. The layer's bias gets G (KFAC with a 1x1 input factor).
             Every other parameter (norm layers, grouped convs, ...) gets its exact diagonal GGN.
 
+Language models: (batch, positions, vocabulary) logits with (batch, positions) targets are the
+classification likelihood of every token, summed (bayes.likelihood); the example is the window,
+so diag_ef is sum over windows of the squared gradient of the window's summed token loss (one
+backward per batch; a per-token Fisher would need one per position). n_data counts windows.
+The GGN structures are refused there (positions x classes columns per window).
+
 Masked (pruned) weights are excluded: the forward pass uses weight * mask, their diagonal
 curvature is zero, and bayes.laplace leaves them out of the determinants and the prior.
 
@@ -129,10 +135,13 @@ def _check_mask(mask: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) 
             )
 
 
-def _prunable_names(model: nn.Module, params: dict[str, torch.Tensor]) -> tuple[str, ...]:
+def _prunable_names(model: nn.Module, params: dict[str, torch.Tensor], restricted: bool = False
+                    ) -> tuple[str, ...]:
     names = getattr(model, "prunable_layer_names", None)
     if names is None:
         return tuple(n for n, p in params.items() if p.ndim >= 2)
+    if restricted:  # a posterior over some parameters: the prunable ones among them
+        return tuple(n for n in names if n in params)
     missing = [n for n in names if n not in params]
     if missing:
         raise UserError(f"prunable_layer_names lists {missing}, which are not trainable parameters")
@@ -196,10 +205,15 @@ def merged_batches(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], columns
     elements of input times backpropagated columns (a proxy for the batched backward's memory,
     which grows with both). The curvature is a sum over examples, so only its rounding depends
     on the grouping; small models' fits run several times faster on batches of a thousand
-    examples than of a hundred (the training batch). A batch over the budget is never split."""
+    examples than of a hundred (the training batch). A batch over the budget is never split.
+    Token ids (integer inputs) are never merged: their activations are a width per token, far
+    more than the proxy counts."""
     pending: list[tuple[torch.Tensor, torch.Tensor]] = []
     size = 0
     for x, y in batches:
+        if not (x.is_floating_point() or x.is_complex()):
+            yield x, y
+            continue
         per_example = max(1, x[0].numel()) * columns
         if pending and (size + x.shape[0]) * per_example > budget:
             yield _concatenated(pending)
@@ -222,17 +236,28 @@ def fit_curvature(
     likelihood: str = "classification",
     structure: str = "diag_ggn",
     mask: dict[str, torch.Tensor] | None = None,
+    posterior: Iterable[str] | None = None,
 ) -> Curvature:
     """Sum the chosen curvature of the negative log likelihood over batches of (x, y).
 
-    Every parameter with requires_grad is in the posterior (as in laplace-torch); mask names a
-    subset of them (bool, True = kept). Targets: class indices for classification, a tensor
-    shaped like the output for regression.
+    Every parameter with requires_grad is in the posterior (as in laplace-torch), or those that
+    `posterior` names (a subset: the others stay fixed at their values, outside the Laplace, e.g.
+    a language model's embeddings and norms); mask names a subset of them (bool, True = kept).
+    Targets: class indices for classification (per position for (batch, positions, classes)
+    outputs), a tensor shaped like the output for regression.
     """
     check_likelihood(likelihood)
     if structure not in STRUCTURES:
         raise UserError(f"unknown curvature structure {structure!r}: use one of {', '.join(STRUCTURES)}")
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    frozen: dict[str, torch.Tensor] = {}
+    if posterior is not None:
+        chosen = set(posterior)
+        unknown = sorted(chosen - set(params))
+        if unknown:
+            raise UserError(f"the posterior names {unknown}, which are not trainable parameters of the model")
+        frozen = {n: p.detach() for n, p in params.items() if n not in chosen}
+        params = {n: p for n, p in params.items() if n in chosen}
     if not params:
         raise UserError("the model has no trainable parameters to put a posterior on")
     mask = mask or {}
@@ -262,11 +287,11 @@ def fit_curvature(
         for x, y in merged_batches(batches, columns_per_example(structure, likelihood, n_outputs_hint(model))):
             x, y = x.to(device), y.to(device)
             with capturing(model, layers) as capture:
-                f = functional_call(model, theta, (x,))
+                f = functional_call(model, {**frozen, **theta}, (x,))
             check_outputs(f, y, likelihood)
             loss += negative_log_likelihood(f.detach(), y, likelihood)
             n_data += f.shape[0]
-            n_outputs = f.shape[1]
+            n_outputs = f.shape[-1]
             if structure == "diag_ef":
                 columns = residual_columns(f, y, likelihood)
             else:
@@ -293,7 +318,7 @@ def fit_curvature(
             del capture, f
 
             if free_names:
-                fixed = {n: t for n, t in theta.items() if n not in free_names}
+                fixed = {**frozen, **{n: t for n, t in theta.items() if n not in free_names}}
                 free = {n: theta[n] for n in free_names}
                 for name, s in squared_column_gradients(model, fixed, free, x, columns).items():
                     diagonal[name] += s
@@ -320,5 +345,5 @@ def fit_curvature(
         loss=loss,
         n_data=n_data,
         n_outputs=n_outputs,
-        prunable=_prunable_names(model, params),
+        prunable=_prunable_names(model, params, restricted=posterior is not None),
     )

@@ -111,11 +111,13 @@ def fit_and_update_prior(
     sigma_noise: float | torch.Tensor = 1.0,
     temperature: float = 1.0,
     optimizer: torch.optim.Optimizer | None = None,
+    posterior: Iterable[str] | None = None,
 ) -> tuple[Curvature, torch.Tensor]:
     """One full marginal-likelihood update: fit the curvature over batches, then update_prior.
 
     Returns the curvature (reuse it for OPD scores) and the final log marginal likelihood.
+    `posterior` restricts the Laplace to some parameters (bayes.curvature.fit_curvature).
     """
-    curvature = fit_curvature(model, batches, likelihood, structure, mask)
+    curvature = fit_curvature(model, batches, likelihood, structure, mask, posterior)
     value = update_prior(curvature, prior, steps, lr, sigma_noise, temperature, optimizer)
     return curvature, value

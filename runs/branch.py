@@ -173,7 +173,10 @@ def write_branch_done(branch: Branch, rows: list[list[str]]) -> None:
 
 
 def row_header(branch: Branch) -> list[str]:
-    """The header of a branch's summary table: its module's ROW_HEADER, else by whether it has levels."""
+    """The header of a branch's summary table: its module's row_header(branch) or ROW_HEADER, else by
+    whether it has levels."""
+    if hasattr(branch.module, "row_header"):
+        return branch.module.row_header(branch)
     return getattr(branch.module, "ROW_HEADER", ROW_HEADER if "imp" in branch.bundles else NETWORK_HEADER)
 
 

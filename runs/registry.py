@@ -18,6 +18,9 @@ and, where it needs them,
     DEFAULTS_VERSION     a string in the hash beside the trunk's: bump it when a default of the branch's
                          flags changes meaning, so runs under the new defaults get new directories (a field at
                          its default is left out of the hash, and an old directory would otherwise collide)
+    ROW_HEADER, or row_header(branch) where it depends on the trunk
+                         the header of its printed summary table (default: level or network, density,
+                         test accuracy, run)
     cells(branch, options), merge_options(branch, stored, requested)
                          the results an unhashed "how far" option asks for (IMP's levels, spam's cells) and
                          how requests combine: the marker keeps their union, so results never shrink

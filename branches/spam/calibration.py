@@ -10,9 +10,13 @@ For softmax probabilities p_n over K classes and labels y_n, over N test example
 
 Everything is accumulated batch by batch on the device in float64 and read once at the end. A
 regression task has none of these: it reports the mean squared error over examples and outputs.
+A language model's (batch, positions, vocabulary) logits count every token as an example (next-token
+accuracy, token NLL = the test loss) and add perplexity = exp(nll).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +38,8 @@ class CalibrationSums:
         self.bin_gap = torch.zeros(bins, dtype=torch.float64, device=device)  # sum of correct - confidence
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        logits = logits.detach().to(torch.float64)
+        logits = logits.detach().to(torch.float64).reshape(-1, logits.shape[-1])
+        labels = labels.reshape(-1)
         log_p = F.log_softmax(logits, dim=1)
         p = log_p.exp()
         confidence, predicted = p.max(dim=1)
@@ -66,7 +71,8 @@ def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 
 def evaluate_calibration(model: torch.nn.Module, loader, bins: int = DEFAULT_BINS) -> dict[str, float]:
     """The metrics of `model` over a whole split, in eval mode (restored afterwards), one host sync.
 
-    Classification: accuracy, nll, brier, ece. Regression: mse (mean over examples and outputs).
+    Classification: accuracy, nll, brier, ece (language modelling: per token, and perplexity).
+    Regression: mse (mean over examples and outputs).
     """
     was_training = model.training
     model.eval()
@@ -83,6 +89,9 @@ def evaluate_calibration(model: torch.nn.Module, loader, bins: int = DEFAULT_BIN
         sums = CalibrationSums(bins, device)
         for x, y in loader.batches(0):
             sums.add(model(x), y)
-        return sums.metrics()
+        metrics = sums.metrics()
+        if getattr(loader, "task", None) == "language_modeling":
+            metrics["perplexity"] = math.exp(min(metrics["nll"], 700.0))
+        return metrics
     finally:
         model.train(was_training)

@@ -106,8 +106,8 @@ class OnlinePruningHook(SpamHook):
     """SpaM training that prunes itself at each marginal-likelihood update."""
 
     def __init__(self, h: SpamHparams, model: torch.nn.Module, likelihood: str, online: OnlineHparams,
-                 names: list[str], total_epochs: int):
-        super().__init__(h, model, likelihood)
+                 names: list[str], total_epochs: int, posterior: Optional[tuple[str, ...]] = None):
+        super().__init__(h, model, likelihood, posterior)
         self.online, self.names, self.total_epochs = online, list(names), total_epochs
         self.mask = Mask.ones_like(model)
         self.masked: Optional[MaskedTraining] = None

@@ -123,11 +123,39 @@ def check_prior_updates(h: SpamHparams, total_epochs: int) -> None:
 
 def likelihood_of(training: TrainingHparams, task: str) -> str:
     """The Laplace likelihood that matches the training loss; a UserError for losses it cannot model."""
-    loss = training.loss or ("cross_entropy" if task == "classification" else "mse")
+    loss = training.loss or ("mse" if task == "regression" else "cross_entropy")
     if loss not in LIKELIHOOD_OF_LOSS:
         raise UserError(f"--loss={loss} has no Laplace likelihood: SpaM trains with cross_entropy (classification) "
                         "or mse (regression); drop --loss or set one of those")
     return LIKELIHOOD_OF_LOSS[loss]
+
+
+def posterior_names(model: torch.nn.Module, task: str) -> Optional[tuple[str, ...]]:
+    """The parameters the Laplace posterior and the learned prior cover: every trainable one, or for
+    a language model only its prunable layers' weights (the attention and MLP projections and an
+    untied head, as the SpaM paper's GPT-2 runs); its embeddings, norms and biases are trained
+    without a prior (no weight decay) and held fixed in the Laplace."""
+    if task != "language_modeling":
+        return None
+    return tuple(model.prunable_layer_names)
+
+
+def check_curvature(h: SpamHparams, task: str) -> None:
+    """Refuse, before training, a curvature the task has no route for: a language model's per-token
+    outputs take only the empirical Fisher (the GGN would backpropagate positions x vocabulary
+    columns per window; bayes.likelihood)."""
+    if task == "language_modeling" and h.curvature != "diag_ef":
+        raise UserError(f"--curvature={h.curvature} is not available for a language model (its GGN needs "
+                        "positions x vocabulary backward passes per window): give --curvature=diag_ef")
+
+
+def training_size(loader) -> int:
+    """N of the MAP objective that the mean training loss divides: the training examples, or for a
+    language model (mean token cross-entropy) the tokens, windows x context. The Laplace's loss
+    and curvature are sums over the same tokens, so the prior's penalty stays 1/N of the objective."""
+    if getattr(loader, "task", None) == "language_modeling":
+        return loader.num_examples * loader.context
+    return loader.num_examples
 
 
 def spam_training(training: TrainingHparams) -> TrainingHparams:
@@ -140,11 +168,15 @@ class SpamHook(Hook):
 
     key = "spam"
 
-    def __init__(self, h: SpamHparams, model: torch.nn.Module, likelihood: str):
+    def __init__(self, h: SpamHparams, model: torch.nn.Module, likelihood: str,
+                 posterior: Optional[tuple[str, ...]] = None):
         self.h = h
         self.schedule = h.schedule
         self.likelihood = likelihood
-        self.prior = make_prior(h.prior, model, h.prior_init)
+        self.posterior = posterior  # the parameters under the prior and the Laplace (None: all)
+        named = dict(model.named_parameters())
+        covered = named if posterior is None else {name: named[name] for name in posterior}
+        self.prior = make_prior(h.prior, covered, h.prior_init)
         self.hyper_optimizer = torch.optim.Adam(self.prior.parameters(), lr=h.hyper_lr, fused=True)
         self.curvature: Optional[Curvature] = None
         self.curvature_iteration: Optional[int] = None  # the iteration `curvature` was fitted at
@@ -155,7 +187,7 @@ class SpamHook(Hook):
 
     # ---- the penalty -------------------------------------------------------------------------
     def on_start(self, state: TrainState) -> None:
-        n_data = state.train_loader.num_examples
+        n_data = training_size(state.train_loader)
         self._decay = self.h.temperature * (1.0 if self.likelihood == "classification" else 2.0) / n_data
         self._parameters = dict(state.model.named_parameters())
         self._refresh()
@@ -193,7 +225,7 @@ class SpamHook(Hook):
         """The Laplace curvature at the current weights over the training set (epoch `epoch`'s
         batches in dataset order)."""
         self.curvature = fit_curvature(state.model, state.train_loader.batches(max(epoch - 1, 0)), self.likelihood,
-                                       self.h.curvature, mask=self.curvature_mask())
+                                       self.h.curvature, mask=self.curvature_mask(), posterior=self.posterior)
         self.curvature_iteration = state.iteration
         return self.curvature
 
@@ -229,7 +261,7 @@ class SpamHook(Hook):
             self.fit(state, state.iteration // state.iterations_per_epoch)
         if not state.platform.is_primary:
             return
-        names = list(self._parameters)
+        names = list(self.prior.names)
         posterior = posterior_precision_diagonal(self.curvature, self.prior, names=names,
                                                  temperature=self.h.temperature)
         with torch.no_grad():
@@ -262,21 +294,21 @@ def read_precisions(run_dir: Path) -> Optional[tuple[dict, dict]]:
     return prior, posterior
 
 
-HookFactory = Callable[[SpamHparams, torch.nn.Module, str], SpamHook]
+HookFactory = Callable[[SpamHparams, torch.nn.Module, str, Optional[tuple[str, ...]]], SpamHook]
 
 
 def train_spam(trunk: Trunk, out_dir: Path, h: SpamHparams,
                make_hook: HookFactory = SpamHook) -> tuple[dict, dict, dict]:
     """SpaM training from the trunk's initialization and data order in `out_dir` (skipped when
     done); returns (done.json, prior precisions, posterior precision diagonal). `make_hook(h,
-    model, likelihood)` builds the hook (spam-online passes its pruning one). A finished run whose
+    model, likelihood, posterior)` builds the hook (spam-online passes its pruning one). A finished run whose
     precision files are unreadable is trained again (training is deterministic)."""
     out_dir = Path(out_dir)
     training = spam_training(trunk.desc.training)
     done = trunk.platform.on_primary(_finished_spam_run, out_dir, trunk.end_step)
     if done is None:
         model = trunk.initial_model()
-        hook = make_hook(h, model, likelihood_of(training, trunk.info.task))
+        hook = make_hook(h, model, likelihood_of(training, trunk.info.task), posterior_names(model, trunk.info.task))
         train(model, training, trunk.loader(True), trunk.loader(False), out_dir, platform=trunk.platform,
               data_order_seed=trunk.seeds["data_order"], hooks=[hook])
         done = trunk.platform.on_primary(run_files.finished, out_dir, trunk.end_step)

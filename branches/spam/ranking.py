@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Optional
 
 import numpy as np
 import torch
@@ -28,10 +29,13 @@ RANKINGS = ("percentile", "exact")
 THRESHOLD_CRITERIA = ("opd", "post_only")  # ranked by a percentile threshold in the authors' code
 
 
-def dense_mask(model: nn.Module, ranking: str) -> Mask:
-    """Every entry that can be pruned, all kept: each parameter (percentile) or each weight (exact)."""
+def dense_mask(model: nn.Module, ranking: str, covered: Optional[Iterable[str]] = None) -> Mask:
+    """Every entry that can be pruned, all kept: each parameter (percentile; only those `covered`
+    by the posterior where it is restricted, as a language model's is) or each weight (exact)."""
     if ranking == "percentile":
-        return Mask({name: torch.ones_like(p, dtype=torch.bool) for name, p in model.named_parameters()})
+        kept = None if covered is None else set(covered)
+        return Mask({name: torch.ones_like(p, dtype=torch.bool) for name, p in model.named_parameters()
+                     if kept is None or name in kept})
     return Mask.ones_like(model)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from branches.spam.map_laplace import final_weights, map_network
 from branches.spam.prior_training import (
     SpamHparams,
+    check_curvature,
     check_prior_updates,
     likelihood_of,
     spam_training,
@@ -29,6 +30,7 @@ from branches.spam.prior_training import (
 )
 from branches.spam.sweep import Sweep, SweepHparams, Swept, criterion_names, nm_sparsity, percentages
 from branches.spam.tables import accuracy_of, cell_results, merged_records, stored_records, tabulate, write_table
+from branches.spam.tables import row_header as row_header  # the branch's summary header (runs/registry.py)
 from foundations.tables import format_metric, print_table
 from runs.branch import Branch
 
@@ -49,6 +51,7 @@ def sweep(branch: Branch) -> Sweep:
 def check(branch: Branch) -> None:
     trunk = branch.trunk
     likelihood_of(spam_training(trunk.desc.training), trunk.info.task)
+    check_curvature(branch.bundles["spam"], trunk.info.task)
     sweep(branch).check(trunk.fresh_model())
 
 
@@ -68,7 +71,8 @@ def run(branch: Branch) -> list[list[str]]:
     structure = branch.bundles["sweep"].structure
     header, rows = tabulate(records, structure)
     tuned = " (+ft: after fine-tuning)" if any("finetuned" in r for r in records) else ""
-    print(f"post-hoc pruning, test accuracy without retraining{tuned}:")
+    metric = "perplexity (lower is better)" if trunk.info.task == "language_modeling" else "accuracy"
+    print(f"post-hoc pruning, test {metric} without retraining{tuned}:")
     print_table(header, rows)
     trunk.platform.on_primary(write_whole_table, branch.dir, structure, records)
     dense = {r["model"]: r for r in records if r["criterion"] is None}

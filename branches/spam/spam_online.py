@@ -15,6 +15,7 @@ from __future__ import annotations
 from branches.spam.map_laplace import final_weights, map_network
 from branches.spam.online_pruning import OnlineHparams, OnlinePruningHook, OnlineSpamHparams, scheduled_sparsity
 from branches.spam.prior_training import (
+    check_curvature,
     check_prior_updates,
     likelihood_of,
     spam_training,
@@ -31,6 +32,7 @@ from branches.spam.tables import (
     write_if_changed,
     write_table,
 )
+from branches.spam.tables import row_header as row_header  # the branch's summary header (runs/registry.py)
 from foundations import paths
 from foundations.tables import format_metric, print_table
 from platforms.storage import write_json
@@ -60,6 +62,7 @@ def total_epochs(branch: Branch) -> int:
 def check(branch: Branch) -> None:
     trunk, h = branch.trunk, branch.bundles["online"]
     likelihood_of(spam_training(trunk.desc.training), trunk.info.task)
+    check_curvature(branch.bundles["spam"], trunk.info.task)
     ignored(branch)
     scheduled_sparsity(0, total_epochs(branch), h.initial_sparsity, h.final_sparsity, h.prune_interval)
 
@@ -121,8 +124,8 @@ def run(branch: Branch) -> list[list[str]]:
     trunk, h, online = branch.trunk, branch.bundles["spam"], branch.bundles["online"]
     names = considered_layers(trunk.prunable_layer_names, ignored(branch))
 
-    def make_hook(spam_h, model, likelihood):
-        return OnlinePruningHook(spam_h, model, likelihood, online, names, total_epochs(branch))
+    def make_hook(spam_h, model, likelihood, posterior):
+        return OnlinePruningHook(spam_h, model, likelihood, online, names, total_epochs(branch), posterior)
 
     done, _, posterior = train_spam(trunk, branch.dir, h, make_hook=make_hook)
     pruned = Swept(NAME, final_weights(trunk, branch.dir, done), posterior)

@@ -36,6 +36,7 @@ from torch import nn
 
 from branches.spam.calibration import evaluate_calibration
 from branches.spam.finetune import Plan, finetune_plan
+from branches.spam.prior_training import posterior_names
 from branches.spam.ranking import RANKINGS, dense_mask, ranked_mask
 from foundations.bundles import TrainingHparams
 from foundations.errors import UserError
@@ -238,7 +239,7 @@ class Sweep:
         return self.h.ranking if self.h.structure == "unstructured" else "exact"
 
     def dense(self, model: nn.Module) -> Mask:
-        return dense_mask(model, self.ranking)
+        return dense_mask(model, self.ranking, posterior_names(model, self.trunk.info.task))
 
     def finetune_plan(self, criterion: str) -> Optional[Plan]:
         training = self.trunk.desc.training

@@ -18,15 +18,26 @@ from pruning.nm import PATTERN
 TABLE = "table"
 
 
+# What accuracy_of gives per task, as a column name.
+METRIC_NAMES = {"language_modeling": "test perplexity", "regression": "test mse"}
+
+
+def row_header(branch) -> list[str]:
+    """The summary table's header: its metric column says what accuracy_of gives for this task."""
+    return ["network", "density", METRIC_NAMES.get(branch.trunk.info.task, "test accuracy"), "run"]
+
+
 def accuracy_of(record: dict, finetuned: bool = False) -> Optional[float]:
-    """A cell's test accuracy (after fine-tuning if asked), or its mean squared error for regression."""
+    """A cell's test accuracy (after fine-tuning if asked), its mean squared error for regression,
+    or its perplexity for a language model (lower is better)."""
     source = record.get("finetuned", {}) if finetuned else record
-    return source.get("accuracy", source.get("mse"))
+    return source.get("perplexity", source.get("accuracy", source.get("mse")))
 
 
 def tabulate(records: list[dict], structure: str) -> tuple[list[str], list[list[str]]]:
     """Rows: sparsity (dense first); columns: network/criterion (and +ft after fine-tuning); cells:
-    test accuracy (mse for regression). Unit structures add the compacted parameters and MFLOPs."""
+    test accuracy (mse for regression, perplexity for a language model). Unit structures add the
+    compacted parameters and MFLOPs."""
     columns: dict[str, None] = {}
     rows: dict[float, dict[str, str]] = {}
     extras: dict[float, dict[str, str]] = {}
@@ -115,5 +126,5 @@ def cell_results(cells: list[dict]) -> list:
         return f"{cell['model']} dense" if cell["criterion"] is None else \
             f"{cell['model']}/{cell['criterion']} {cell['sparsity']:g}%"
 
-    metrics = ("accuracy", "mse", "nll", "brier", "ece")
+    metrics = ("accuracy", "perplexity", "mse", "nll", "brier", "ece")
     return [[label(c), {m: c[m] for m in metrics if isinstance(c.get(m), (int, float))}] for c in cells]
