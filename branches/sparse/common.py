@@ -179,8 +179,11 @@ def dense_flops(branch: Branch) -> float:
 
 
 def _cost_inputs(branch: Branch) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The network and one test example to count FLOPs on (as the loop counts a run's: a window of
+    token ids for a language model, whose context the flags may shorten)."""
     model = branch.trunk.fresh_model().to("cpu")
-    return model, torch.zeros(branch.trunk.info.input_shape)
+    example = next(iter(branch.trunk.loader(False).batches(0)))[0][0]
+    return model, example.to("cpu")
 
 
 def _data_sizes(branch: Branch) -> dict:

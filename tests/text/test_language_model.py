@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -184,3 +185,20 @@ def test_label_smoothing_and_context_length_are_off_by_default_and_checked():
         TrainingHparams("adamw", 0.1, "1ep", label_smoothing=1.5).validate()
     with pytest.raises(UserError, match="context_length"):
         DatasetHparams(dataset_name="fortunes", batch_size=4, context_length=0).validate()
+
+
+@pytest.mark.parametrize("name, flags", [
+    ("rigl", ["--train_density=0.5", "--update_every=4it"]),
+    ("set", ["--train_density=0.5", "--update_every=4it"]),
+    ("gmp", ["--final_density=0.5", "--prune_every=4it"]),
+])
+def test_the_sparse_training_branches_train_a_gpt_with_exact_masks(corpus_root, name, flags):
+    """Their FLOPs are counted on a window of token ids, and pruned projections stay exactly zero."""
+    assert run_cli(corpus_root, "branch", name, *TINY, *flags) == 0
+    directory = next((corpus_root / "runs").rglob(f"branch_{name}_*"))
+    mask = torch.load(directory / "mask.pt", weights_only=True)
+    weights = torch.load(next((directory / "training").glob("model_ep*_it12.pt")), weights_only=True)
+    assert "blocks.0.qkv.weight" in mask and not any("embed" in k or "norm" in k for k in mask)
+    assert all(torch.all(weights[k][~kept] == 0) for k, kept in mask.items())
+    results = json.loads((directory / "branch_done.json").read_text())["results"]
+    assert 0 < results[0][1]["train FLOPs / dense"] < 1
