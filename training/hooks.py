@@ -14,7 +14,9 @@ back through `load_state_dict()` on resume, before `on_start`.
 
 A hook also declares what another trainer may do in its place: `only_keeps_a_fixed_mask` (False
 unless a hook says otherwise) lets stacked training (training/stacked/) do the hook's per-step
-work itself for a stack of runs.
+work itself for a stack of runs, and a hook whose only per-step work is `after_optimizer_step`
+may also implement `after_stacked_optimizer_step` (a per-step pruning rule): the stack then calls
+that per member with the member's slice of the stacked parameters.
 """
 
 from __future__ import annotations
@@ -86,6 +88,14 @@ class Hook:
 
     def after_optimizer_step(self, state: TrainState) -> None:
         """The optimizer has stepped; `state.iteration` counts this step."""
+
+    def after_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor]) -> None:
+        """`after_optimizer_step` for one member of a stack (training/stacked/): `parameters` (name ->
+        tensor) are that member's weights, views into the stacked ones (an in-place rewrite reaches
+        the stack), while `state.model` holds them only at boundaries. Implemented by a hook whose
+        only per-step method is `after_optimizer_step`; not implemented (the default), the hook's
+        run trains alone."""
+        raise NotImplementedError(f"{type(self).__name__} has no stacked form")
 
     def at_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
         """After an evaluation; entries added to `metrics` are logged with it."""

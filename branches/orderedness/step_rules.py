@@ -5,7 +5,9 @@ at the training progress x that the rule's schedule reads. `--progress=epoch` (t
 the epoch of the step just taken over the number of epochs, so x runs 0, 1/n, ..., (n-1)/n and
 never reaches 1; `--progress=step` is the steps taken over all steps, reaching 1 at the last.
 The rule's state (a drawn mask, a frozen threshold) is checkpointed, so a killed run resumes
-bitwise.
+bitwise. Both hooks have a stacked form (`after_stacked_optimizer_step`, training/hooks.py), so
+runs of this branch train stacked under `submit --stack`: the same work on a member's views of
+the stacked weights.
 
 `OrderednessTracker` copies the weight at the start and after every `every`-th step (after the
 rule), keeps the copies on the device, and scores them in one batched call at the first
@@ -72,6 +74,10 @@ class RuleHook(Hook):
         x = progress_after(state.iteration, state.iterations_per_epoch, state.end_iteration, self.progress)
         self.rule.apply(self.weight, x)
 
+    def after_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor]) -> None:
+        x = progress_after(state.iteration, state.iterations_per_epoch, state.end_iteration, self.progress)
+        self.rule.apply(parameters[self.name], x)
+
     def state_dict(self) -> dict:
         return self.rule.state_dict()
 
@@ -107,6 +113,10 @@ class OrderednessTracker(Hook):
         if state.iteration % self.every == 0 or state.iteration == state.end_iteration:
             self._record(state.iteration)
 
+    def after_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor]) -> None:
+        if state.iteration % self.every == 0 or state.iteration == state.end_iteration:
+            self._record(state.iteration, parameters[self.name])
+
     def at_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
         if len(self.copies) >= FLUSH_AT or state.iteration == state.end_iteration:
             self.flush(state)
@@ -131,9 +141,9 @@ class OrderednessTracker(Hook):
                               for iteration, values in zip(self.iterations, rows)])
         self.iterations, self.copies = [], []
 
-    def _record(self, iteration: int) -> None:
+    def _record(self, iteration: int, weight: torch.Tensor | None = None) -> None:
         self.iterations.append(iteration)
-        self.copies.append(self.weight.detach().clone())
+        self.copies.append((self.weight if weight is None else weight).detach().clone())
 
     def _forget_lines_written_after_checkpoint(self, state: TrainState) -> None:
         """After a resume: the loop kept every line up to the checkpoint's iteration, which

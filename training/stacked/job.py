@@ -20,7 +20,7 @@ from foundations import paths
 from foundations.bundles import TrainingHparams
 from foundations.step import Step
 from platforms.storage import load_torch
-from training.hooks import Hook
+from training.hooks import Hook, overrides
 from training.loop import Boundaries, train
 
 STACKABLE_OPTIMIZERS = ("sgd", "adam")
@@ -86,6 +86,20 @@ def keeps_a_fixed_mask(hook: Hook) -> bool:
     return hook.only_keeps_a_fixed_mask
 
 
+def steps_each_member(hook: Hook) -> bool:
+    """Whether the hook's per-step work is all in `after_optimizer_step` and it implements
+    `after_stacked_optimizer_step` (training/hooks.py), which the stack calls per member on that
+    member's views of the stacked weights after each stacked optimizer step: the per-step pruning
+    rules and the orderedness tracker (branches/orderedness/step_rules.py)."""
+    return (overrides(hook, "after_stacked_optimizer_step") and not overrides(hook, "loss_term")
+            and not overrides(hook, "before_optimizer_step") and not keeps_a_fixed_mask(hook))
+
+
+def stacks(hook: Hook) -> bool:
+    """Whether a run with this hook may train stacked."""
+    return keeps_a_fixed_mask(hook) or steps_each_member(hook)
+
+
 def _shapes(tensors) -> tuple:
     return tuple((name, tuple(t.shape), str(t.dtype)) for name, t in tensors)
 
@@ -99,9 +113,10 @@ def stack_key(job: TrainJob) -> tuple[Optional[tuple], str]:
         return None, f"--optimizer_name={h.optimizer_name} has no stacked form (sgd and adam do)"
     if h.precision != "fp32" and h.precision is not None:
         return None, f"--precision={h.precision} trains alone (stacking is fp32)"
-    if not all(keeps_a_fixed_mask(hook) for hook in job.hooks):
-        names = sorted({type(hook).__name__ for hook in job.hooks if not keeps_a_fixed_mask(hook)})
-        return None, f"hook(s) {', '.join(names)} have no stacked form (a fixed mask has)"
+    if not all(stacks(hook) for hook in job.hooks):
+        names = sorted({type(hook).__name__ for hook in job.hooks if not stacks(hook)})
+        return None, (f"hook(s) {', '.join(names)} have no stacked form (a fixed mask and "
+                      f"after_stacked_optimizer_step have)")
     if job.train_loader.task not in ("classification", "regression"):
         return None, f"{job.train_loader.task} has no stacked form"
     if not hasattr(job.train_loader, "batches") or not hasattr(job.train_loader, "num_examples"):

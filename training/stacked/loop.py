@@ -5,7 +5,9 @@ every boundary), its optimizer (its state is copied into it before a checkpoint)
 metrics log, running loss, progress, and the loop's own `BoundaryWork`, which logs, saves
 weights and checkpoints in its run directory exactly as alone. Between boundaries the step is
 one stacked forward, backward and optimizer step for all members; a member's static mask multiplies
-its gradients before the step and its weights after it, as MaskHook does (job.py: which hooks).
+its gradients before the step and its weights after it, as MaskHook does, and a hook with a
+stacked form of `after_optimizer_step` (a per-step pruning rule) then runs per member on that
+member's views of the stacked weights, with its own state (job.py: which hooks).
 
 Evaluation is one stacked pass for all members, and epoch-end checkpoints are spaced N times
 further apart (boundary.py). Checkpoints are per member: every member's checkpoint.pt is an
@@ -36,7 +38,7 @@ from training.optimizers import LRSchedule, build_optimizer
 from training.progress import Progress
 from training.stacked.batches import StackedBatches
 from training.stacked.boundary import MemberBoundaryWork, evaluate_stacked, stack_checkpoint_spacing
-from training.stacked.job import TrainJob, keeps_a_fixed_mask
+from training.stacked.job import TrainJob, keeps_a_fixed_mask, steps_each_member
 from training.stacked.model import StackedModel
 from training.stacked.optim import StackedOptimizer
 
@@ -140,6 +142,7 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
     masks = stacked_masks(members, stack)
     mask_pairs = [(stack.params[name], masks[name]) for name in masks]
     masked_grads = {stack.trainable.index(name): masks[name] for name in masks if name in stack.trainable}
+    stepping = per_member_steps(members, stack)
     running = torch.stack([m.running_loss.sum.detach().float().reshape(()) for m in members])
     _point_running_losses(members, running)
     batches = StackedBatches([m.job.train_loader for m in members])
@@ -201,6 +204,7 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
             if mask_pairs:
                 with torch.no_grad():
                     torch._foreach_mul_([p for p, _ in mask_pairs], [mk for _, mk in mask_pairs])
+            _step_members(stepping, iteration + 1)
             iteration += 1
             running += losses.detach().float()
             for m in members:
@@ -223,6 +227,31 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
         sinks.export(m.out_dir, getattr(m.job.platform, "log_to", ()))
         results.append(m.boundary.last_metrics)
     return results
+
+
+def per_member_steps(members: Sequence[Member], stack: StackedModel) -> list[tuple]:
+    """(member, its hooks with a stacked `after_optimizer_step`, its views of the stacked
+    parameters) for every member that has such hooks. The views share the stack's storage, so a
+    rule's in-place rewrite of a member's weight is a rewrite of the stack's."""
+    stepping = []
+    for m in members:
+        hooks = [hook for hook in m.job.hooks if steps_each_member(hook)]
+        if hooks:
+            stepping.append((m, hooks, {name: p.detach()[m.index] for name, p in stack.params.items()}))
+    return stepping
+
+
+def _step_members(stepping: list[tuple], iteration: int) -> None:
+    """After the stacked optimizer step numbered `iteration`: each member's hooks, in its order,
+    as the loop alone calls `after_optimizer_step` (diverged members are left alone)."""
+    if not stepping:
+        return
+    with torch.no_grad():
+        for m, hooks, views in stepping:
+            if m.failure is None:
+                m.state.iteration = iteration
+                for hook in hooks:
+                    hook.after_stacked_optimizer_step(m.state, views)
 
 
 def _point_running_losses(members: Sequence[Member], running: torch.Tensor) -> None:
