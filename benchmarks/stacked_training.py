@@ -4,11 +4,13 @@ Prints runs/s of each and the ratio, for
 
   - 16 replicates of the tiny iris recipe (iris_sigmoid_6: a 4-6-3 sigmoid MLP, per-example SGD,
     the chaos-causality retraining's network and recipe), shortened to --iris_steps (goal >= 5x);
+  - 16 orderedness runs on the complete layer (xor_complete_5, topk and dyn_topk, 8 replicates; the
+    grid's 8 trunks are trained too, stacked or not) (goal >= 5x);
   - 8 replicates of Fashion-MNIST LeNet-300-100 (batch 128, SGD), --lenet_steps each (goal >= 1.5x);
   - 16 CIFAR-10 ResNet-20 replicates on a GPU, --resnet_steps each (goal >= 8x), when one is present.
 
     python benchmarks/stacked_training.py [--num_threads=1] [--iris_steps=10ep] [--lenet_steps=100it]
-                                          [--resnet_steps=100it] [--only=iris,lenet,resnet]
+                                          [--resnet_steps=100it] [--only=iris,orderedness,lenet,resnet]
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ def compare(label: str, grid: list[str], runs: int, device: str, threads: str, g
 
 def main() -> None:
     threads = option("num_threads", "1")
-    only = option("only", "iris,lenet,resnet").split(",")
+    only = option("only", "iris,orderedness,lenet,resnet").split(",")
     print(f"torch {torch.__version__}, {threads} CPU thread(s)")
     if "iris" in only:
         compare("iris_sigmoid_6 replicates",
                 ["train", "--default_hparams=iris_sigmoid_6", f"--training_steps={option('iris_steps', '10ep')}",
                  "--replicate=1-16"], 16, "cpu", threads, 5.0)
+    if "orderedness" in only:
+        compare("xor_complete_5 orderedness runs (topk and dyn_topk at keep 0.5, 8 replicates, their trunks too)",
+                ["branch", "orderedness", "--default_hparams=xor_complete_5", "--rule=topk,dyn_topk", "--keep=0.5",
+                 "--replicate=1-8"], 16, "cpu", threads, 5.0)
     if "lenet" in only:
         compare("Fashion-MNIST LeNet-300-100 replicates",
                 ["train", "--default_hparams=fashionmnist_lenet_300_100",
