@@ -75,12 +75,15 @@ class RunDir:
         found = sorted((int(m[1]), int(m[2])) for p in self.path.iterdir() if (m := MODEL_FILE.match(p.name)))
         return [f"{ep}ep{it}it" for ep, it in found]
 
-    def model(self, step: Optional[str] = None) -> torch.nn.Module:
+    def model(self, step: Optional[str] = None, *, pretrained: Optional[str] = None,
+              tokenizer: Optional[str] = None) -> torch.nn.Module:
         """The network with its weights at `step` ('2ep0it', or '2ep'; default: the final step), on
-        the CPU, in eval mode."""
+        the CPU, in eval mode. A run that started from a checkpoint (--pretrained) or read its
+        corpus through a --tokenizer needs those directories again: the run stores their digests
+        (checked here), not their paths."""
         import datasets.registry as datasets_registry
         import models.registry as models_registry
-        from foundations.bundles import ModelHparams
+        from foundations.bundles import DatasetHparams, ModelHparams
         from training.checkpoint import load_model_state
 
         step = step or (self.done or {}).get("final_step") or (self.saved_steps or [None])[-1]
@@ -93,13 +96,19 @@ class RunDir:
         if not path.exists():
             raise UserError(f"no weights saved at {step} in {self.path}; saved: {', '.join(self.saved_steps)}")
         known = {f.name for f in dataclasses.fields(ModelHparams)}
-        model_hparams = ModelHparams(**{k: v for k, v in self.hparams["model"].items() if k in known})
+        stored = {k: v for k, v in self.hparams["model"].items() if k in known}
+        if stored.get("pretrained_digest") and pretrained is None:
+            raise UserError(f"{self.path} started from a checkpoint, which the run knows by its digest only: "
+                            "give its directory, open_run(path).model(pretrained=<dir>)")
+        model_hparams = ModelHparams(**{**stored, "pretrained": pretrained})  # checks the digest
         dataset = self.hparams["dataset"]
-        if dataset.get("tokenizer_digest"):
-            raise UserError(f"{self.path} read its corpus through a --tokenizer, whose vocabulary sets the model's "
-                            "output width and which the run does not store: rebuild it with the trunk's flags "
-                            "(open_prune.py train ... --tokenizer=<dir>) instead")
-        info = datasets_registry.info(dataset["dataset_name"])
+        if dataset.get("tokenizer_digest") and tokenizer is None:
+            raise UserError(f"{self.path} read its corpus through a tokenizer, which the run knows by its digest "
+                            "only: give its directory, open_run(path).model(tokenizer=<dir>)")
+        dataset_hparams = DatasetHparams(**{**{k: v for k, v in dataset.items()
+                                                 if k in {f.name for f in dataclasses.fields(DatasetHparams)}},
+                                              "tokenizer": tokenizer})  # checks the digest
+        info = datasets_registry.info_of(dataset_hparams)
         model = models_registry.get(model_hparams, info.input_shape, info.num_classes, seed=0)
         model.load_state_dict(load_model_state(path))
         return model.eval()

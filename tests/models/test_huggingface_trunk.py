@@ -287,6 +287,14 @@ def test_a_gpt2_trunk_reads_the_corpus_through_its_own_tokenizer(transformers, c
     assert stored["tokenizer_digest"] == tokenizer_digest(str(tokenizer)) and "tokenizer" not in stored
     done = json.loads(next((corpus_root / "runs").rglob("done.json")).read_text())
     assert done["metrics"]["test_loss"] < 2 * math.log(vocabulary)  # a loss over the tokenizer's ids
+    import api
+    run = api.open_run(next((corpus_root / "runs").rglob("done.json")).parent)
+    with pytest.raises(UserError, match=r"model\(pretrained=<dir>\)"):
+        run.model()
+    with pytest.raises(UserError, match=r"model\(tokenizer=<dir>\)"):
+        run.model(pretrained=str(directory))
+    rebuilt = run.model(pretrained=str(directory), tokenizer=str(tokenizer))
+    assert rebuilt(torch.zeros(1, 16, dtype=torch.long)).shape == (1, 16, vocabulary)
     capsys.readouterr()
     # byte-level tokens (256) do not fit this checkpoint's vocabulary: one line
     assert run_cli(corpus_root, "train", *[f for f in flags if not f.startswith("--tokenizer")]) == 2
