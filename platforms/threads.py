@@ -162,7 +162,9 @@ def choose(text: str, environ: Optional[Mapping[str, str]] = None) -> Choice:
 
 
 def apply(choice: Choice) -> int:
-    """Set torch's intra-op thread count (process-wide); returns it."""
+    """Set torch's intra-op thread count; returns it. OpenMP keeps the count per thread: it holds
+    in the calling thread (the main one, for a command), and a trainer that trains in another
+    thread sets it there too (runs/stack_plan.py)."""
     import torch
 
     if torch.get_num_threads() != choice.threads:

@@ -3,23 +3,28 @@
 Every run of the grid runs its own command (`run_here`) in a thread of this process, so each
 does exactly what it does alone: it locates, checks and opens its directory, scores its mask,
 writes its markers. Only its calls of `training.loop.train` are held back: each run's thread runs
-within `training.loop.dispatching_to(coordinator.take)`, the loop's extension point, so `train`
-hands the call, as a TrainJob, to the coordinator and waits. The main thread sets no handler: there
-`train` is the loop itself. When every live run waits (or has ended), the coordinator groups the
-waiting jobs by `stack_key`, trains each group stacked in chunks of the stack size
-(training/stacked/), one by one in the main thread (which owns the signals), and hands each run
-its result. So replicates of a trunk stack; oneshot fractions x strategies x replicates stack
-(after the distinct trunks, trained first as their own stack); IMP's replicates stack level by
-level. A job that cannot stack, or has nobody to stack with, trains alone with a line saying why.
+within `training.loop.dispatching_to(coordinator.take, coordinator.together)`, the loop's
+extension point, so `train` hands the call, as a TrainJob, to the coordinator and waits. The
+main thread sets no handler: there `train` is the loop itself. When every live run waits (or has
+ended), the coordinator groups the waiting jobs by `stack_key`, trains each group stacked in
+chunks of the stack size (training/stacked/), one by one in the main thread (which owns the
+signals), and hands each run its result. So replicates of a trunk stack; oneshot fractions x
+strategies x replicates stack (after the distinct trunks, trained first as their own stack); IMP's
+replicates stack level by level. A run's trainings that do not depend on one another
+(`train_together`: the chaos-causality retrainings, one init under four masks; a control's
+levels) run as runs of their own, so they stack too. A job that cannot stack, or has nobody to
+stack with, trains alone with a line saying why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 import torch
@@ -138,29 +143,63 @@ class Coordinator:
         call, with `train`'s own arguments, held as a TrainJob until its stack has trained."""
         return self.submit(TrainJob.from_call(*args, **kwargs))
 
-    # ---- in the main thread -------------------------------------------------------------------
-    def run(self, thunks: Sequence[Callable[[], Any]]) -> list[Any]:
-        """Run every thunk in its own thread, training their jobs stacked; returns each thunk's
-        result or the exception it raised."""
+    def together(self, thunks: Sequence[Callable[[], Any]]) -> list[Any]:
+        """`training.loop.train_together` in a run's thread: each thunk runs as a run of its own
+        (in a thread, with this thread's context), so that their trainings wait, and stack,
+        together; this thread hands its place to them until the last has ended. Returns each
+        thunk's result or the exception it raised."""
         outcomes: list[Any] = [None] * len(thunks)
+        remaining = [len(thunks)]
 
-        def member(index: int, thunk: Callable[[], Any]) -> None:
+        def ended() -> None:  # the last child gives the place back to its parent, so alive never dips
+            remaining[0] -= 1
+            if remaining[0]:
+                self.alive -= 1
+
+        with self.condition:
+            self.alive += len(thunks) - 1
+        threads = [self._start(i, thunk, outcomes, ended, contextvars.copy_context()) for i, thunk in enumerate(thunks)]
+        self.baton.release()
+        try:
+            for thread in threads:
+                thread.join()
+        finally:
+            self.baton.acquire()
+        return outcomes
+
+    def _start(self, index: int, thunk: Callable[[], Any], outcomes: list, ended: Callable[[], None],
+               context: Optional[contextvars.Context] = None) -> threading.Thread:
+        """A thread that runs `thunk` when it holds the baton, with `train` dispatched here; its
+        result (or exception) goes to outcomes[index]; `ended` runs under the condition after."""
+        def member() -> None:
             self.baton.acquire()
             try:
-                with dispatching_to(self.take):  # this thread's context only
+                with dispatching_to(self.take, self.together):  # this thread's context only
                     outcomes[index] = thunk()
             except BaseException as error:  # reported by the caller, run by run
                 outcomes[index] = error
             finally:
                 self.baton.release()
                 with self.condition:
-                    self.alive -= 1
+                    ended()
                     self.condition.notify_all()
 
+        target = member if context is None else (lambda: context.run(member))
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        return thread
+
+    # ---- in the main thread -------------------------------------------------------------------
+    def run(self, thunks: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run every thunk in its own thread, training their jobs stacked; returns each thunk's
+        result or the exception it raised."""
+        outcomes: list[Any] = [None] * len(thunks)
+
+        def ended() -> None:
+            self.alive -= 1
+
         self.alive = len(thunks)
-        threads = [threading.Thread(target=member, args=(i, t), daemon=True) for i, t in enumerate(thunks)]
-        for thread in threads:
-            thread.start()
+        threads = [self._start(i, thunk, outcomes, ended) for i, thunk in enumerate(thunks)]
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -211,6 +250,13 @@ class Coordinator:
             self.say(f"stack: {pending.job.out_dir} trains alone: {why}")
             self._finish([pending], lambda: [pending.job.call_alone()])
 
+    def _finish(self, chunk: list[_Pending], work: Callable[[], list]) -> None:
+        """Run `work` (training the chunk's jobs) here with the jobs' --num_threads, and hand each
+        job its result: torch's thread count is per thread (OpenMP's), and each run set its own
+        in its own thread, not in this one."""
+        with torch_threads(chunk[0].job.platform.num_threads):
+            self._hand_over(chunk, work)
+
     def _train_stack(self, chunk: list[_Pending]) -> None:
         self.stacks += 1
         self.say(f"stack {self.stacks}: training {len(chunk)} runs together "
@@ -234,7 +280,7 @@ class Coordinator:
 
         self._finish(chunk, work)
 
-    def _finish(self, chunk: list[_Pending], work: Callable[[], list]) -> None:
+    def _hand_over(self, chunk: list[_Pending], work: Callable[[], list]) -> None:
         results: list[Any]
         try:
             if self.interrupted is not None:
@@ -253,6 +299,19 @@ class Coordinator:
                     pending.result = result
                 pending.finished = True
             self.condition.notify_all()
+
+
+@contextlib.contextmanager
+def torch_threads(count: Optional[int]) -> Iterator[None]:
+    """torch's CPU thread count in this thread for the block (None: left as it is)."""
+    before = torch.get_num_threads()
+    if count is not None and count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _alone_or_error(job: TrainJob) -> Any:

@@ -16,7 +16,10 @@ A hook also declares what another trainer may do in its place: `only_keeps_a_fix
 unless a hook says otherwise) lets stacked training (training/stacked/) do the hook's per-step
 work itself for a stack of runs, and a hook whose only per-step work is `after_optimizer_step`
 may also implement `after_stacked_optimizer_step` (a per-step pruning rule): the stack then calls
-that per member with the member's slice of the stacked parameters.
+that per member with the member's slice of the stacked parameters. A hook with no per-step method
+(one that times, evaluates or stops a run at its boundaries) stacks as it is: the stack runs its
+methods per member, with the member's weights in `state.model` (its optimizer's state there is
+current only at checkpoints).
 """
 
 from __future__ import annotations

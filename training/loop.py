@@ -11,7 +11,9 @@ the device between evaluations, is a `RunningLoss`.
 One extension point lets another trainer take `train`'s calls: within `dispatching_to(handler)`,
 `train` first hands its arguments to `handler`, which returns the result or DECLINED (then the
 loop runs as usual). Stacked training (training/stacked/, runs/stack_plan.py) uses it to collect
-the calls of many runs; outside such a block the only cost is one ContextVar read per call. The
+the calls of many runs; outside such a block the only cost is one ContextVar read per call. A
+branch whose trainings do not depend on each other (controls of one mask, levels of masks already
+made) hands them to `train_together`, which such a trainer may run side by side. The
 public pieces that a trainer of its own reuses are `Boundaries` (with its epoch-checkpoint
 spacing), `BoundaryWork` (whose `test_metrics` it may override), `resume_from_checkpoint`,
 `count_compute` and `write_done`.
@@ -67,21 +69,43 @@ class TrainingDiverged(UserError):
 MIN_STEPS_BETWEEN_EPOCH_CHECKPOINTS = 100
 
 DECLINED: Any = object()  # a dispatch handler's answer: not mine, the loop trains this call itself
-_dispatch: contextvars.ContextVar[Optional[Callable[..., Any]]] = contextvars.ContextVar("training_loop_dispatch",
-                                                                                        default=None)
+Thunks = Sequence[Callable[[], Any]]
+# (handler of `train`'s calls, runner of `train_together`'s thunks or None)
+_dispatch: contextvars.ContextVar[Optional[tuple[Callable[..., Any], Optional[Callable[[Thunks], list]]]]] = \
+    contextvars.ContextVar("training_loop_dispatch", default=None)
 
 
 @contextlib.contextmanager
-def dispatching_to(handler: Callable[..., Any]) -> Iterator[None]:
+def dispatching_to(handler: Callable[..., Any], together: Optional[Callable[[Thunks], list]] = None
+                   ) -> Iterator[None]:
     """Within the block (in this thread's or task's context only), every `train(...)` call is
     first handed to `handler`, with `train`'s own arguments; it returns what `train` would
     return, or DECLINED for the loop to run the call as usual. A call the handler itself makes to
-    `train` comes back to it (it declines those). Blocks nest; the innermost handler is asked."""
-    token = _dispatch.set(handler)
+    `train` comes back to it (it declines those). `together`, where given, runs the thunks of
+    `train_together` (so that their trainings can reach the handler at once). Blocks nest; the
+    innermost handler is asked."""
+    token = _dispatch.set((handler, together))
     try:
         yield
     finally:
         _dispatch.reset(token)
+
+
+def train_together(thunks: Thunks) -> list[Any]:
+    """Run independent pieces of work that each train (a branch's controls, its levels that
+    depend on nothing but masks already made), and return their results in order. Alone they run
+    one after another; within a trainer that can take several trainings at once (`dispatching_to`
+    with `together`: stacked training) they run side by side, so that their `train` calls can be
+    trained together. The thunks must not depend on one another; the first exception is raised
+    once every thunk has ended."""
+    dispatch = _dispatch.get()
+    if dispatch is None or dispatch[1] is None or len(thunks) < 2:
+        return [thunk() for thunk in thunks]
+    outcomes = dispatch[1](thunks)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
 
 
 class Boundaries:
@@ -252,9 +276,9 @@ def train(model: torch.nn.Module, h: TrainingHparams, train_loader, test_loader,
     metrics, saved weights, checkpoints and done.json to `out_dir`. Resumes from checkpoint.pt.
     Returns the final evaluation metrics. Within `dispatching_to(handler)`, the handler is asked
     first."""
-    handler = _dispatch.get()
-    if handler is not None:
-        result = handler(model, h, train_loader, test_loader, out_dir, platform=platform,
+    dispatch = _dispatch.get()
+    if dispatch is not None:
+        result = dispatch[0](model, h, train_loader, test_loader, out_dir, platform=platform,
                          data_order_seed=data_order_seed, start=start, end=end, hooks=hooks)
         if result is not DECLINED:
             return result

@@ -23,7 +23,8 @@ the authors' code did (models/recipes.py; docs/chaos-causality.md lists each kno
   4. The pruned network is trained from the trunk's initialization (legcnet/), for the trunk's
      schedule or until --stop_at_train_accuracy; so are the controls with the same per-layer
      counts: random/ (seeded places) and magnitude/ (smallest |w| at the end of the analysed
-     steps), and, with a benchmark, the dense network itself (dense/).
+     steps), and, with a benchmark, the dense network itself (dense/). These retrainings do not
+     depend on each other: under `submit --local --stack` they train as one stack.
   5. The table (branches/chaos/table.py): % pruned, test accuracy, macro precision, recall and
      F1, epochs and seconds, and FLOPs per example, for dense, LEGCNet, random and magnitude.
 The branch dir holds exponents.pt, risk.json, pvalues.pt, causality.json, mask.pt and
@@ -33,6 +34,7 @@ sparsity.json, and table.csv / table.json.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Optional
 
 import torch
@@ -67,7 +69,7 @@ from runs import run_files
 from runs.branch import Branch, final_model, load_mask, train_masked
 from runs.trunk import Trunk
 from training.flops import forward_flops
-from training.loop import train
+from training.loop import train, train_together
 from training.losses import Loss
 
 NAME = "chaos-causality"
@@ -324,6 +326,8 @@ def result_of(branch: Branch, label: str, mask: Optional[Mask], run_dir, layers:
     except (OSError, ValueError):  # the trunk itself: timed by its own done.json
         benchmark = {"seconds": done.get("seconds_this_session"), "reached": None}
     reached = benchmark.get("reached") if branch.bundles["chaos"].stop_at_train_accuracy is not None else None
+    # A stacked run's clock is its stack's (N runs shared each step): not this network's time.
+    seconds = None if done.get("stacked") else benchmark.get("seconds")
     model, test = final_model(trunk, run_dir), trunk.loader(False)
     scores = macro_scores(model, test)
     example = next(iter(test.batches(0)))[0][0]
@@ -332,7 +336,7 @@ def result_of(branch: Branch, label: str, mask: Optional[Mask], run_dir, layers:
         network=label, pruned_analysed_percent=pruned_percent(mask, layers), pruned_all_percent=pruned_percent(mask),
         test_accuracy=accuracy_of(model, test, correct_of(branch)), macro_precision=scores["precision"],
         macro_recall=scores["recall"], macro_f1=scores["f1"],
-        epochs=done["final_iteration"] / trunk.iterations_per_epoch, seconds=benchmark.get("seconds"),
+        epochs=done["final_iteration"] / trunk.iterations_per_epoch, seconds=seconds,
         benchmark=reached, flops=flops, run=str(run_dir))
 
 
@@ -358,20 +362,24 @@ def run(branch: Branch) -> list[list[str]]:
     recording = record_trajectory(branch, layers)
     mask = load_mask(branch.dir) or trunk.platform.on_primary(prune_non_causal, branch, recording, layers)
     networks: list[tuple[str, Optional[Mask], object]] = []
+    retrainings: dict[str, Mask] = {}  # one init, each under its mask
     if h.stop_at_train_accuracy is None:
         networks.append(("dense (trunk)", None, trunk.dir))
     else:
-        retrain(branch, "dense", Mask.ones_like(trunk.fresh_model()))
+        retrainings["dense"] = Mask.ones_like(trunk.fresh_model())
         networks.append(("dense", None, branch.dir / "dense"))
-    retrain(branch, "legcnet", mask)
+    retrainings["legcnet"] = mask
     networks.append(("LEGCNet", mask, branch.dir / "legcnet"))
     for name, control in control_masks(branch, mask, layers).items():
-        retrain(branch, name, control)
+        retrainings[name] = control
         networks.append((f"{name} (equal counts)", control, branch.dir / name))
+    train_together([partial(retrain, branch, name, m) for name, m in retrainings.items()])  # stacked under --stack
     results = [result_of(branch, label, m, directory, layers) for label, m, directory in networks]
     rows = trunk.platform.on_primary(write_table, branch.dir, results)
     print(f"chaos-causality ({recording.risk.shape[0]} windows of {h.window} updates, risk on {h.risk_split}):")
     print_table(HEADER, rows)
+    if any(r.seconds is None for r in results):
+        print("seconds: '-' where a network trained stacked (submit --stack): its clock counts the whole stack")
     def density(m):
         return "1.0000" if m is None else f"{m.density:.4f}"
     return [[label, density(m), f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-", str(directory)]

@@ -4,7 +4,8 @@ Per network, the authors' headline columns: the share of the analysed weights an
 prunable weights that is pruned, the final test accuracy (by --accuracy: branches/chaos/
 accuracy.py), macro precision, recall and F1 (scikit-learn, arg-max predictions on the test
 split), the epochs trained and their wall-clock seconds (to the benchmark with
---stop_at_train_accuracy, and whether it was reached), and the forward FLOPs per example of the
+--stop_at_train_accuracy, and whether it was reached; none for a network trained in a stack, whose
+clock is the stack's), and the forward FLOPs per example of the
 pruned network (training/flops.py: dense FLOPs per layer times the layer's density). On disk as
 table.csv (what is printed) and table.json (the same values as numbers), rewritten only when they
 change.

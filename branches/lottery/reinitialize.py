@@ -15,6 +15,7 @@ another sparsity pattern, not the places of the ticket's weights).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 import torch
@@ -32,6 +33,7 @@ from pruning.mask import Mask
 from pruning.nm import parse_pattern
 from pruning.validate import considered_layers
 from runs.branch import Branch, load_mask, row, train_masked
+from training.loop import train_together
 
 NAME = "reinitialize"
 SUMMARY = "controls for each IMP level: reinit, shuffled masks (layerwise/global), or signed constants"
@@ -105,12 +107,17 @@ def run(branch: Branch) -> list[list[str]]:
         ticket_rows = iterative.run(tickets)
     done = write_level_zero(branch, paths.level_dir(branch.dir, 0))
     rows = [row(0, Mask.load(paths.level_dir(branch.dir, 0)), done, branch.trunk.dir)]
-    for level in range(1, branch.bundles["imp"].levels + 1):
-        directory = paths.level_dir(branch.dir, level)
-        mask = load_mask(directory) or control_mask(branch, level, Mask.load(paths.level_dir(tickets.dir, level)))
-        done = train_masked(branch.trunk, directory, control_model(branch, level), mask)
-        rows.append(row(level, mask, done, directory))
+    levels = range(1, branch.bundles["imp"].levels + 1)
+    masks = {level: load_mask(paths.level_dir(branch.dir, level))
+             or control_mask(branch, level, Mask.load(paths.level_dir(tickets.dir, level))) for level in levels}
+    # The levels' controls depend only on the tickets, all made above: under --stack they train as one stack.
+    dones = train_together([partial(_train_level, branch, level, masks[level]) for level in levels])
+    rows += [row(level, masks[level], done, paths.level_dir(branch.dir, level)) for level, done in zip(levels, dones)]
     return [[*control[:3], ticket[2], control[3]] for control, ticket in zip(rows, ticket_rows)]
+
+
+def _train_level(branch: Branch, level: int, mask: Mask) -> dict:
+    return train_masked(branch.trunk, paths.level_dir(branch.dir, level), control_model(branch, level), mask)
 
 
 def check(branch: Branch) -> None:

@@ -264,10 +264,14 @@ def test_batchnorm_resnet_under_vmap_matches_alone(dataset_root, tmp_path):
         assert_close_runs(a, job.out_dir)
 
 
-@pytest.mark.parametrize("branch, flags", [("iterative", ["--levels=2"]), ("static-sparse", ["--train_density=0.3"])])
-def test_imp_levels_and_static_sparse_stack_like_one_after_another(dataset_root, tmp_path, capsys, branch, flags):
-    """IMP's replicates stack level by level; static-sparse's fixed masks stack. Same files, same
-    results as without --stack."""
+@pytest.mark.parametrize("branch, flags, together", [
+    ("iterative", ["--levels=2"], {2: 3}), ("static-sparse", ["--train_density=0.3"], {2: 2}),
+    ("reinitialize", ["--levels=2", "--control=reinit"], {2: 3, 4: 1})])
+def test_imp_levels_and_static_sparse_stack_like_one_after_another(dataset_root, tmp_path, capsys, branch, flags,
+                                                                   together):
+    """IMP's replicates stack level by level; static-sparse's fixed masks stack; a control's
+    levels (train_together) stack across levels and replicates, once the tickets are made. Same
+    files, same results as without --stack."""
     torch.set_num_threads(1)
     roots = {"stacked": tmp_path / "stacked", "plain": tmp_path / "plain"}
     for kind, root in roots.items():
@@ -276,7 +280,7 @@ def test_imp_levels_and_static_sparse_stack_like_one_after_another(dataset_root,
                 f"--root={root}", f"--dataset_root={dataset_root}", "--device=cpu"]
         assert open_prune.main(argv) == 0
     out = capsys.readouterr().out
-    assert out.count("training 2 runs together") == (3 if branch == "iterative" else 2)
+    assert {size: out.count(f"training {size} runs together") for size in together} == together
     assert "trains alone" not in out
     listing = {kind: sorted(str(p.relative_to(root)) for p in root.rglob("*")) for kind, root in roots.items()}
     assert listing["stacked"] == listing["plain"]

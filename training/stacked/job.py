@@ -95,9 +95,18 @@ def steps_each_member(hook: Hook) -> bool:
             and not overrides(hook, "before_optimizer_step") and not keeps_a_fixed_mask(hook))
 
 
+PER_STEP_METHODS = ("loss_term", "before_optimizer_step", "after_optimizer_step")
+
+
+def works_only_at_boundaries(hook: Hook) -> bool:
+    """Whether the hook does nothing per step (it times, evaluates, logs or stops a run at its
+    boundaries: the chaos-causality benchmark stop). Its methods run per member, as alone."""
+    return not any(overrides(hook, method) for method in PER_STEP_METHODS)
+
+
 def stacks(hook: Hook) -> bool:
     """Whether a run with this hook may train stacked."""
-    return keeps_a_fixed_mask(hook) or steps_each_member(hook)
+    return keeps_a_fixed_mask(hook) or steps_each_member(hook) or works_only_at_boundaries(hook)
 
 
 def _shapes(tensors) -> tuple:
@@ -115,8 +124,8 @@ def stack_key(job: TrainJob) -> tuple[Optional[tuple], str]:
         return None, f"--precision={h.precision} trains alone (stacking is fp32)"
     if not all(stacks(hook) for hook in job.hooks):
         names = sorted({type(hook).__name__ for hook in job.hooks if not stacks(hook)})
-        return None, (f"hook(s) {', '.join(names)} have no stacked form (a fixed mask and "
-                      f"after_stacked_optimizer_step have)")
+        return None, (f"hook(s) {', '.join(names)} have no stacked form (a fixed mask, "
+                      f"after_stacked_optimizer_step and work only at boundaries have)")
     if job.train_loader.task not in ("classification", "regression"):
         return None, f"{job.train_loader.task} has no stacked form"
     if not hasattr(job.train_loader, "batches") or not hasattr(job.train_loader, "num_examples"):
@@ -133,7 +142,8 @@ def stack_key(job: TrainJob) -> tuple[Optional[tuple], str]:
     loader = job.train_loader
     key = (
         type(model), _shapes(model.named_parameters()), _shapes(model.named_buffers()),
-        str(platform.device), h.optimizer_name, bool(h.nesterov), h.loss, getattr(h, "label_smoothing", 0.0),
+        str(platform.device), platform.num_threads, h.optimizer_name, bool(h.nesterov), h.loss,
+        getattr(h, "label_smoothing", 0.0),
         loader.task, loader.num_classes, loader.num_examples, loader.batch_size, ipe,
         getattr(job.test_loader, "num_examples", None), getattr(job.test_loader, "batch_size", None),
         bounds.start, bounds.end, bounds.eval_every, bounds.checkpoint_every, tuple(sorted(bounds.saves)),

@@ -13,8 +13,9 @@ Evaluation is one stacked pass for all members, and epoch-end checkpoints are sp
 further apart (boundary.py). Checkpoints are per member: every member's checkpoint.pt is an
 ordinary one, written at the same step, so a killed stack resumes as a stack (each member from
 its own file, bitwise where the stack left it) and each directory also resumes alone through
-the ordinary loop. A member that diverges gets its failed.json and TrainingDiverged; the others
-go on.
+the ordinary loop. A member that diverges gets its failed.json and TrainingDiverged; a member whose
+hook asks to stop (`state.request_stop`) ends at that evaluation with its done.json, as alone;
+the others go on.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class Member:
                                            loss_fn=self.loss_fn, schedule=self.schedule, log=self.log,
                                            progress=self.progress, done_at=self.done_at)
         self.failure: Optional[BaseException] = None
+        self.result: Optional[dict] = None  # its final metrics, once it has ended (done.json written)
+
+    @property
+    def training(self) -> bool:
+        """Neither diverged nor ended (a hook's request_stop ends a member at an evaluation)."""
+        return self.failure is None and self.result is None
 
     @property
     def mask(self):
@@ -171,24 +178,27 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
     def boundary(step: Step, checkpointing: bool) -> None:
         _write_back(members, stack, optimizer if checkpointing else None, step.iteration)
         for m in members:
-            if m.failure is None:
+            if m.training:
                 m.state.iteration = step.iteration
                 try:
                     m.boundary.run(step)
                 except TrainingDiverged as error:
                     m.failure = error
                     m.progress.close()
+                    continue
+                if m.state.stop_reason is not None:  # a hook ended this member here, as the loop alone
+                    _end_member(m, step.iteration, note, members, started)
 
     with catch_interrupts(first.job.platform.catch_signals) as interrupt:
         while True:
             step = Step(iteration, ipe)
-            live = next((m for m in members if m.failure is None), first)
+            live = next((m for m in members if m.training), first)
             last_checkpoint = live.boundary.last_checkpoint
             checkpointing = bounds.checkpoints(iteration, last_checkpoint)
             if iteration != first.done_at and (bounds.evaluates(iteration) or bounds.saves_weights(iteration)
                                                or checkpointing):
                 boundary(step, checkpointing)
-            if iteration == end or all(m.failure is not None for m in members):
+            if iteration == end or not any(m.training for m in members):
                 break
             if interrupt.signum is not None:
                 _interrupt(members, stack, optimizer, step, interrupt)
@@ -208,25 +218,31 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
             iteration += 1
             running += losses.detach().float()
             for m in members:
-                m.running_loss.count += 1
-                m.progress.update()
+                if m.training:
+                    m.running_loss.count += 1
+                    m.progress.update()
 
-    results: list[dict | BaseException] = []
     for m in members:
-        if m.failure is not None:
-            results.append(m.failure)
-            continue
-        m.progress.close()
-        for hook in m.job.hooks:
-            hook.on_end(m.state)
-        compute = count_compute(m.model, m.job.test_loader, m.job.train_loader, m.job.start_iteration, iteration)
-        noted = None if note is None else {**note, "members": len(members),
-                                           "with": [str(o.out_dir) for o in members if o is not m]}
-        write_done(m.out_dir, m.job.platform, Step(iteration, ipe), m.boundary.last_metrics, None, started, compute,
-                   notes=None if noted is None else {"stacked": noted})
-        sinks.export(m.out_dir, getattr(m.job.platform, "log_to", ()))
-        results.append(m.boundary.last_metrics)
-    return results
+        if m.training:
+            _end_member(m, iteration, note, members, started)
+    return [m.failure if m.failure is not None else m.result for m in members]
+
+
+def _end_member(m: Member, iteration: int, note: Optional[dict], members: Sequence[Member], started: float) -> None:
+    """What the loop does after its last step, for one member ending at `iteration` (the stack's
+    end, or an evaluation where one of its hooks asked to stop): the hooks' on_end, done.json
+    (with the stack's note and any stop reason), the sinks. Its slot in the stack trains on,
+    unread, until the stack ends."""
+    m.progress.close()
+    for hook in m.job.hooks:
+        hook.on_end(m.state)
+    compute = count_compute(m.model, m.job.test_loader, m.job.train_loader, m.job.start_iteration, iteration)
+    noted = None if note is None else {**note, "members": len(members),
+                                       "with": [str(o.out_dir) for o in members if o is not m]}
+    write_done(m.out_dir, m.job.platform, Step(iteration, m.job.ipe), m.boundary.last_metrics, m.state.stop_reason,
+               started, compute, notes=None if noted is None else {"stacked": noted})
+    sinks.export(m.out_dir, getattr(m.job.platform, "log_to", ()))
+    m.result = m.boundary.last_metrics
 
 
 def per_member_steps(members: Sequence[Member], stack: StackedModel) -> list[tuple]:
@@ -248,7 +264,7 @@ def _step_members(stepping: list[tuple], iteration: int) -> None:
         return
     with torch.no_grad():
         for m, hooks, views in stepping:
-            if m.failure is None:
+            if m.training:
                 m.state.iteration = iteration
                 for hook in hooks:
                     hook.after_stacked_optimizer_step(m.state, views)
@@ -263,9 +279,12 @@ def _point_running_losses(members: Sequence[Member], running: torch.Tensor) -> N
 
 def _write_back(members: Sequence[Member], stack: StackedModel, optimizer: Optional[StackedOptimizer],
                 iteration: int) -> None:
-    """Every member's weights into its own module, and, for a checkpoint, its optimizer state into
-    its own optimizer (with the learning rate of the last step, as the loop leaves it)."""
+    """Every training member's weights into its own module, and, for a checkpoint, its optimizer
+    state into its own optimizer (with the learning rate of the last step, as the loop leaves it).
+    An ended member's module keeps its final weights."""
     for m in members:
+        if not m.training:
+            continue
         stack.write_member(m.index, m.model)
         if optimizer is not None:
             optimizer.export_member(m.index, m.optimizer, m.schedule(max(iteration - 1, 0)))
@@ -276,7 +295,7 @@ def _interrupt(members, stack, optimizer, step: Step, interrupt) -> None:
     _write_back(members, stack, optimizer, step.iteration)
     raised: Optional[Interrupted] = None
     for m in members:
-        if m.failure is not None:
+        if not m.training:
             continue
         try:
             m.boundary.raise_interrupted(step, interrupt.signum, interrupt.handler_before(interrupt.signum))
