@@ -44,11 +44,12 @@ slurm:
 	fi
 
 # A short lottery-ticket experiment: dense trunk, IMP levels (winning tickets), and the same masks
-# reinitialized (the control). Each command prints test accuracy by density.
+# reinitialized (the control; its levels do not depend on each other, so they train as one stack).
+# Each command prints test accuracy by density.
 DEMO = --default_hparams=fashionmnist_lenet_300_100 --training_steps=10ep --levels=4 --root=$(DEMO_ROOT)
 demo: venv dataset
 	$(PY) open_prune.py branch iterative $(DEMO)
-	$(PY) open_prune.py branch reinitialize $(DEMO) --control=reinit
+	$(PY) open_prune.py branch reinitialize $(DEMO) --control=reinit --stack
 
 test: venv dataset slurm
 	$(PY) -m ruff check .

@@ -47,6 +47,16 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+STACK_AUTO = "auto"
+
+
+def check_stack(text: Optional[str]) -> Optional[str]:
+    """--stack's value as given (None: not given), or a one-line refusal."""
+    if text is not None and text != STACK_AUTO and not (text.isdigit() and int(text) >= 1):
+        raise UserError(f"--stack={text} must be a positive number of runs per stack, or auto")
+    return text
+
+
 @dataclass
 class Platform:
     root: Path
@@ -61,6 +71,7 @@ class Platform:
     root_from_env: bool = False  # the root came from $OPEN_PRUNE_ROOT, not --root (for the errors)
     num_threads: Optional[int] = None  # torch's CPU threads, as set by from_args (None: left as they were)
     log_to: tuple[str, ...] = ()  # tracking sinks a finished training run is logged to (platforms/sinks)
+    stack: Optional[str] = None  # --stack: "auto" or a count (None: this command's trainings one after another)
     world: World = field(default_factory=current_world)
 
     def prepare_root(self) -> None:
@@ -140,6 +151,10 @@ class Platform:
                            help="threads of torch's CPU kernels (default: auto: the cores this process may use by "
                                 "its affinity, cgroup quota, Slurm's SLURM_CPUS_PER_TASK and torchrun's processes, "
                                 "halved outside a Slurm job; OMP_NUM_THREADS when set)")
+        group.add_argument("--stack", nargs="?", const=STACK_AUTO, default=None, metavar="N|auto",
+                           help="train the command's trainings that do not depend on one another (chaos-causality's "
+                                "retrainings, a control's levels) as one stacked model in this process, N per "
+                                "stack or as many as the free memory holds (docs/stacking.md; not hashed)")
         group.add_argument("--log_to", default=None, metavar="SINKS",
                            help="also log each finished training run to these sinks, comma-separated: "
                                 "tensorboard (event files under <run>/tensorboard), wandb (offline unless "
@@ -164,6 +179,7 @@ class Platform:
             check_nonzero_step(checkpoint_every, "checkpoint_every")
         chosen_threads = threads.choose(getattr(args, "num_threads", threads.AUTO))
         log_to = sinks.parse(getattr(args, "log_to", None))
+        stack = check_stack(getattr(args, "stack", None))
         world, device = join(device)
         sync_batchnorm = getattr(args, "sync_batchnorm", False)
         if sync_batchnorm and world.is_distributed and device.type != "cuda":
@@ -173,7 +189,7 @@ class Platform:
                    device=device, num_workers=args.num_workers, download=args.download,
                    quiet=getattr(args, "quiet", False), checkpoint_every=checkpoint_every,
                    sync_batchnorm=sync_batchnorm, world=world, root_from_env=root_from_env,
-                   num_threads=threads.apply(chosen_threads), log_to=log_to)
+                   num_threads=threads.apply(chosen_threads), log_to=log_to, stack=stack)
 
     @classmethod
     def for_locating(cls, args: argparse.Namespace) -> "Platform":
@@ -185,6 +201,7 @@ class Platform:
             raise UserError(f"--device={args.device} is not a torch device: use cpu, cuda or cuda:N")
         threads.parse(getattr(args, "num_threads", threads.AUTO))  # refused here too, before a submission
         sinks.parse(getattr(args, "log_to", None))
+        check_stack(getattr(args, "stack", None))
         root, root_from_env = root_of(args.root)
         return cls(root=root, dataset_root=Path(args.dataset_root).expanduser(),
                    device=device, world=World(), root_from_env=root_from_env)

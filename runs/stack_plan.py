@@ -30,25 +30,23 @@ from typing import Any, Optional
 import torch
 
 from foundations.errors import UserError
+from platforms.platform import STACK_AUTO, Platform, check_stack
 from runs.plan import Run
 from runs.target import parse_target, run_here
 from training.interrupts import Interrupted
-from training.loop import dispatching_to
+from training.loop import dispatching_to, is_dispatching
 from training.stacked.job import TrainJob, stack_key
 from training.stacked.loop import train_stacked
 
-AUTO = "auto"
+AUTO = STACK_AUTO
 CPU_STACK_LIMIT = 64  # above this, a CPU stack gains nothing more per run
 STALL_SECONDS = 300.0  # no run arrived or ended this long (one stuck on a lock): train what waits
 
 
 def parse_stack_size(text: str) -> Optional[int]:
     """--stack's value: a positive count, or None for `auto`."""
-    if text == AUTO:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise UserError(f"--stack={text} must be a positive number of runs per stack, or auto")
-    return int(text)
+    check_stack(text)
+    return None if text == AUTO else int(text)
 
 
 def auto_stack_size(job: TrainJob) -> int:
@@ -321,6 +319,24 @@ def _alone_or_error(job: TrainJob) -> Any:
         raise
     except Exception as error:
         return error
+
+
+def run_with_stacks(command: Callable[[], int], platform: Platform) -> int:
+    """One command with `--stack`: its trainings that do not depend on one another
+    (`train_together`) train as stacks. Within a stack's coordinator already (`submit --local
+    --stack`) it runs as it is: the grid's coordinator takes those trainings."""
+    if is_dispatching():
+        return command()
+
+    def thunk() -> int:
+        with torch_threads(platform.num_threads):  # this run's thread, as the command's own
+            return command()
+
+    coordinator = Coordinator(parse_stack_size(platform.stack))
+    [outcome] = coordinator.run([thunk])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def run_stacked(todo: list[Run], skipped: int, size: Optional[int]) -> int:

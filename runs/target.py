@@ -100,9 +100,15 @@ class Target:
                        branch_finished(run))
 
     def run(self, argv: list[str]) -> int:
-        """Run the command (its flags in argv) in this process."""
+        """Run the command (its flags in argv) in this process (with `--stack`, its independent
+        trainings as stacks: runs/stack_plan.py)."""
         run, args = self.parse(argv)
-        return run_trunk(run, args) if isinstance(run, Trunk) else run_branch(run, args)
+        platform = run.platform if isinstance(run, Trunk) else run.trunk.platform
+        command = (lambda: run_trunk(run, args)) if isinstance(run, Trunk) else (lambda: run_branch(run, args))
+        if platform.stack is None:
+            return command()
+        from runs.stack_plan import run_with_stacks  # it runs commands itself (run_here)
+        return run_with_stacks(command, platform)
 
 
 def train_target() -> Target:

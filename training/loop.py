@@ -91,6 +91,11 @@ def dispatching_to(handler: Callable[..., Any], together: Optional[Callable[[Thu
         _dispatch.reset(token)
 
 
+def is_dispatching() -> bool:
+    """Whether `train` calls in this context go to a dispatch handler first."""
+    return _dispatch.get() is not None
+
+
 def train_together(thunks: Thunks) -> list[Any]:
     """Run independent pieces of work that each train (a branch's controls, its levels that
     depend on nothing but masks already made), and return their results in order. Alone they run

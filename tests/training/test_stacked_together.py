@@ -16,6 +16,7 @@ from branches.chaos.train_accuracy_stop import BENCHMARK_FILE, TrainAccuracyBenc
 from foundations import paths
 from foundations.bundles import TrainingHparams
 from runs.stack_plan import Coordinator
+from tests.conftest import TINY
 from tests.training.test_stacked_training import alone_runs, assert_close_runs, loaders, network, platform
 from training.hooks import Hook
 from training.loop import train, train_together
@@ -172,3 +173,23 @@ def test_a_stack_trains_with_its_runs_thread_count_not_the_main_threads(tmp_path
     outcomes = Coordinator(size=None, say=lambda line: None).run([run(0), run(1)])
     assert all(isinstance(outcome, dict) for outcome in outcomes)
     assert hooks[0].seen == hooks[1].seen == {1} and torch.get_num_threads() == 2
+
+
+def test_a_branch_with_stack_trains_its_levels_as_one_stack(dataset_root, tmp_path, capsys):
+    """`branch reinitialize --stack`: the control's levels (one command, no grid) train as one
+    stack, with the same files and results as without --stack; a bad --stack is one line."""
+    torch.set_num_threads(1)
+    roots = {"stacked": tmp_path / "stacked", "plain": tmp_path / "plain"}
+    for kind, root in roots.items():
+        argv = ["branch", "reinitialize", *TINY, "--levels=2", "--control=reinit", f"--root={root}",
+                f"--dataset_root={dataset_root}", "--device=cpu", *(["--stack"] if kind == "stacked" else [])]
+        assert open_prune.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("training 2 runs together") == 1  # the two levels; the tickets' levels depend on each other
+    listing = {kind: sorted(str(p.relative_to(root)) for p in root.rglob("*")) for kind, root in roots.items()}
+    assert listing["stacked"] == listing["plain"]
+    for relative in (p.parent.relative_to(roots["plain"]) for p in roots["plain"].rglob(paths.DONE)):
+        assert_close_runs(roots["plain"] / relative, roots["stacked"] / relative)
+    assert open_prune.main(["branch", "reinitialize", *TINY, "--levels=2", "--control=reinit", "--stack=0",
+                            f"--root={tmp_path}"]) != 0
+    assert "--stack=0 must be a positive number of runs per stack, or auto" in capsys.readouterr().err
