@@ -73,6 +73,18 @@ class CompleteLayer(Model):
             state = torch.sigmoid(F.linear(torch.cat([state, x], dim=1), self.weight, self.bias))
         return state[:, :self.num_outputs]
 
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The forward of N layers at once (training/stacked/): `params` name -> (N, ...), `x`
+        (N, B, ...) -> (N, B, O), each step one batched matrix product."""
+        x = x.flatten(2)
+        state = params["initial_state"].expand(-1, x.shape[1], -1)
+        weight_t, bias = params["weight"].transpose(1, 2), params.get("bias")
+        for _ in range(self.steps):
+            inputs = torch.cat([state, x], dim=2)
+            state = torch.sigmoid(torch.bmm(inputs, weight_t) if bias is None
+                                  else torch.baddbmm(bias.unsqueeze(1), inputs, weight_t))
+        return state[..., :self.num_outputs]
+
     def square_block(self) -> torch.Tensor:
         """W[:, :H+O], the unit-to-unit weights (outputs first), detached: a view, not a copy."""
         return self.weight.detach()[:, :self.num_units]

@@ -52,6 +52,21 @@ class LeNet(Model):
             x = self.activation(layer(x))
         return self.fc(x)
 
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The forward of N networks at once (training/stacked/): `params` name -> (N, ...),
+        `x` (N, B, ...) -> (N, B, classes), each layer one batched matrix product."""
+        x = x.flatten(2)
+        for i in range(len(self.fc_layers)):
+            x = self.activation(_stacked_linear(params, f"fc_layers.{i}", x))
+        return _stacked_linear(params, "fc", x)
+
+
+def _stacked_linear(params: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
+    weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
 
 class LeNetSpec(NamedTuple):
     dataset_name: Optional[str]  # None for a bare name: the dataset is --dataset_name's

@@ -8,11 +8,24 @@ skip it, and a resumed run drops it (with every line past its checkpoint) before
 from __future__ import annotations
 
 import json
+import math
 import os
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Iterator
 
 from platforms.storage import WriteFailed, describe_write_error, file_mode, json_safe, write_text
+
+
+def _json(value: object) -> str:
+    """`json.dumps(value)` for one value of a metric line, without its encoder's set-up for the
+    common cases (a line is written per metric per evaluation, for every run of a stack)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)
+    return json.dumps(value)
 
 
 def read_records(path: Path) -> Iterator[dict]:
@@ -50,14 +63,24 @@ class MetricLog:
 
     def write_many(self, records: list[tuple[int, str, dict[str, float]]]) -> None:
         """Append (iteration, step, {name: value}) records in one open and one write."""
-        lines = [json.dumps(json_safe({"iteration": iteration, "step": step, "name": name, "value": value}))
-                 for iteration, step, values in records for name, value in values.items()]
-        if not self.enabled or not lines:
+        if not self.enabled:
             return
+        text = "".join(f'{{"iteration": {_json(iteration)}, "step": {_json(step)}, "name": {_json(name)}, '
+                       f'"value": {_json(json_safe(value))}}}\n'
+                       for iteration, step, values in records for name, value in values.items())
+        if not text:
+            return
+        data = text.encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
-            with os.fdopen(fd, "a") as handle:
-                handle.write("".join(line + "\n" for line in lines))
-                handle.flush()
+            try:  # the file's mode matters only when it is created (reading the umask costs more than the write)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+            try:
+                left = memoryview(data)
+                while left:  # one write of the whole text, unless the system takes it in parts
+                    left = left[os.write(fd, left):]
+            finally:
+                os.close(fd)
         except OSError as error:
             raise WriteFailed(describe_write_error(error, self.path)) from None

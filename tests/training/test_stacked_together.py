@@ -9,6 +9,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 
 import open_prune
@@ -193,3 +194,15 @@ def test_a_branch_with_stack_trains_its_levels_as_one_stack(dataset_root, tmp_pa
     assert open_prune.main(["branch", "reinitialize", *TINY, "--levels=2", "--control=reinit", "--stack=0",
                             f"--root={tmp_path}"]) != 0
     assert "--stack=0 must be a positive number of runs per stack, or auto" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, shape, outputs", [("mnist_lenet_16_8", (1, 28, 28), 10), ("xor_complete_5", (2,), 1),
+                                                  ("xor_complete_4_t2_bias", (2,), 1)])
+def test_a_models_stacked_forward_is_each_members_forward(name, shape, outputs):
+    """`forward_stacked` (the LeNets, the complete layer) against each member's own forward."""
+    from torch.func import stack_module_state
+    members = [network(name, seed, shape, outputs) for seed in (1, 2, 3)]
+    params, _ = stack_module_state(members)
+    x = torch.randn(3, 5, *shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([member(x[i]) for i, member in enumerate(members)])
+    torch.testing.assert_close(members[0].forward_stacked(params, x), expected, rtol=1e-5, atol=1e-6)

@@ -2,9 +2,10 @@
 forward pass over all members at once.
 
 The general form is `torch.func.functional_call` of one member's module under `torch.func.vmap`
-(BatchNorm's running statistics are stacked buffers, updated in place per member). A LeNet (linear
-layers and one activation) runs as batched matrix products instead: the same arithmetic with far
-fewer dispatches, which is most of a tiny network's step.
+(BatchNorm's running statistics are stacked buffers, updated in place per member). A model
+without buffers may say how N of it run at once, `forward_stacked(params, x)` (params: name ->
+(N, ...), x: (N, B, ...)): the LeNets and the complete layer do, as batched matrix products, the
+same arithmetic with far fewer dispatches, which is most of a tiny network's step.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
-
-from models.lenet import LeNet
 
 
 class StackedModel:
@@ -29,8 +28,8 @@ class StackedModel:
         self.trainable = [name for name in params if name in trainable]  # what the optimizer steps
         self.params = {name: p.detach().requires_grad_(name in trainable) for name, p in params.items()}
         self.buffers = {name: b.detach().clone() for name, b in buffers.items()}
-        self.bmm = type(self.template) is LeNet and not self.buffers and set(self.params) == _lenet_names(self.template)
-        if not self.bmm:
+        self.direct = getattr(self.template, "forward_stacked", None) if not self.buffers else None
+        if self.direct is None:
             def one(params, buffers, x):
                 return functional_call(self.template, (params, buffers), (x,))
             self._vmapped = vmap(one, in_dims=(0, 0, 0), randomness="error")
@@ -50,24 +49,9 @@ class StackedModel:
         return [self.params[name] for name in self.trainable]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bmm:
-            return self._lenet(x)
+        if self.direct is not None:
+            return self.direct(self.params, x)
         return self._vmapped(self.params, self.buffers, x)
-
-    def _lenet(self, x: torch.Tensor) -> torch.Tensor:
-        net: LeNet = self.template
-        x = x.flatten(2)
-        names = [f"fc_layers.{i}" for i in range(len(net.fc_layers))]
-        for name in names:
-            x = net.activation(self._linear(name, x))
-        return self._linear("fc", x)
-
-    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        weight = self.params[f"{name}.weight"]
-        bias = self.params.get(f"{name}.bias")
-        if bias is None:
-            return torch.bmm(x, weight.transpose(1, 2))
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
     @torch.no_grad()
     def write_member(self, index: int, model: torch.nn.Module) -> None:
@@ -77,8 +61,3 @@ class StackedModel:
         for name, b in model.named_buffers():
             if name in self.buffers:
                 b.copy_(self.buffers[name][index])
-
-
-def _lenet_names(net: LeNet) -> set[str]:
-    layers = [f"fc_layers.{i}" for i in range(len(net.fc_layers))] + ["fc"]
-    return {f"{layer}.{kind}" for layer in layers for kind in ("weight", "bias")}
