@@ -204,6 +204,8 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         for line in pool.imap_unordered(worker, work):
             print(line, file=sys.stderr)
+        pool.close()
+        pool.join()  # the workers exit on their own: terminate(), at the block's end, kills them mid-cleanup
     trained = time.time() - started
     for task in args.tasks:
         print_task(task, args.replicates, args.root, args.markdown, args.settings)
