@@ -16,7 +16,9 @@ A hook also declares what another trainer may do in its place: `only_keeps_a_fix
 unless a hook says otherwise) lets stacked training (training/stacked/) do the hook's per-step
 work itself for a stack of runs, and a hook whose only per-step work is `after_optimizer_step`
 may also implement `after_stacked_optimizer_step` (a per-step pruning rule): the stack then calls
-that per member with the member's slice of the stacked parameters. A hook with no per-step method
+that per member with the member's slice of the stacked parameters. A hook whose mask changes at
+known steps says `changes_mask_at_steps` (below): the stack keeps it and calls `change_mask`
+with the member's slices. A hook with no per-step method
 (one that times, evaluates or stops a run at its boundaries) stacks as it is: the stack runs its
 methods per member, with the member's weights in `state.model` (its optimizer's state there is
 current only at checkpoints).
@@ -74,6 +76,13 @@ class Hook:
     # hook's) and runs the hook's other methods per member; a run with any hook that does not say
     # so trains alone. A subclass that changes the mask or does more per step must say False.
     only_keeps_a_fixed_mask: bool = False
+    # True where the per-step work is keeping a `mask` (as above) that the hook itself changes
+    # after some optimizer steps: `changes_at(iteration)` says after which, `needs_gradient`
+    # whether the change reads that step's dense gradient, and `change_mask(state, weights,
+    # gradients)` switches the mask (zeroing the revived weights in `weights`) and returns the
+    # revived positions (name -> bool), whose optimizer state the caller zeroes. The sparse-training
+    # branches' hook (branches/sparse/hook.py); a stack then keeps and changes each member's mask.
+    changes_mask_at_steps: bool = False
 
     @property
     def checkpoint_key(self) -> str:

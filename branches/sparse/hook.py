@@ -25,6 +25,7 @@ from training.optimizers import reset_state
 
 UPDATES = "updates.json"  # {"updates": [[from iteration, {layer: active count}], ...]}
 _PER_STEP = ("changes_at", "new_mask", "loss_term", "before_optimizer_step", "after_optimizer_step")
+_LOOP_SIDE = ("loss_term", "before_optimizer_step", "after_optimizer_step", "change_mask")
 
 
 class DynamicMaskHook(Hook):
@@ -36,6 +37,14 @@ class DynamicMaskHook(Hook):
         """True for this hook as it is (static-sparse: a mask no method changes); a method that
         changes the mask overrides `changes_at` (or a per-step method), and is not."""
         return all(getattr(type(self), name) is getattr(DynamicMaskHook, name) for name in _PER_STEP)
+
+    @property
+    def changes_mask_at_steps(self) -> bool:  # training/hooks.py: a stack may keep and change its mask
+        """True where a method changes the mask and the loop's side is this class's own (the methods
+        say only `changes_at` and `new_mask`): a stack then zeroes, and switches masks through
+        `change_mask`, for each member."""
+        return (not self.only_keeps_a_fixed_mask
+                and all(getattr(type(self), name) is getattr(DynamicMaskHook, name) for name in _LOOP_SIDE))
 
     def __init__(self, mask: Mask, final_dir: Optional[Path] = None):
         self.final_dir = final_dir  # where on_end writes the final mask and updates.json
@@ -81,17 +90,32 @@ class DynamicMaskHook(Hook):
         self._zero_weights()
         if not self.changes_at(state.iteration):
             return
-        new = self.new_mask(state)
-        self.gradients = None
-        with torch.no_grad():
-            for name, weight in self.weights.items():
-                revived = new[name] & ~self.mask[name]
-                weight.masked_fill_(revived, 0.0)
-                reset_state(state.optimizer, weight, revived)
-        self.mask = new
+        revived = self.change_mask(state, self.weights, self.gradients)
+        for name, where in revived.items():
+            reset_state(state.optimizer, self.weights[name], where)
         self._set_multipliers()
         self._zero_weights()
+
+    def change_mask(self, state: TrainState, weights: dict[str, torch.Tensor],
+                    gradients: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """Switch to the method's next mask after the step that made `state.iteration` steps,
+        judged on `weights` (name -> the weights after that step, zeroed by the current mask) and,
+        where `needs_gradient`, `gradients` (that step's dense gradient). The revived weights are
+        zeroed in `weights`; returns them (name -> bool), whose optimizer state the caller resets.
+        The loop alone calls it with the module's weights; a stack with a member's slices."""
+        bound, self.weights, self.gradients = self.weights, weights, gradients
+        try:
+            new = self.new_mask(state)
+        finally:
+            self.weights, self.gradients = bound, None
+        revived = {}
+        with torch.no_grad():
+            for name, weight in weights.items():
+                revived[name] = new[name] & ~self.mask[name]
+                weight.masked_fill_(revived[name], 0.0)
+        self.mask = new
         self.history.append([state.iteration, self.counts()])
+        return revived
 
     def on_end(self, state: TrainState) -> None:
         if self.final_dir is not None and state.platform.is_primary:

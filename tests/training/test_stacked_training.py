@@ -32,7 +32,7 @@ from training.interrupts import Interrupted
 from training.loop import DECLINED, Boundaries, dispatching_to, train
 from training.masking import MaskHook
 from training.stacked.boundary import stack_checkpoint_spacing
-from training.stacked.job import TrainJob, keeps_a_fixed_mask, stack_key
+from training.stacked.job import TrainJob, keeps_a_fixed_mask, stack_key, stacks
 from training.stacked.loop import train_stacked
 from training.stacked.optim import StackedOptimizer
 
@@ -266,12 +266,16 @@ def test_batchnorm_resnet_under_vmap_matches_alone(dataset_root, tmp_path):
 
 @pytest.mark.parametrize("branch, flags, together", [
     ("iterative", ["--levels=2"], {2: 3}), ("static-sparse", ["--train_density=0.3"], {2: 2}),
-    ("reinitialize", ["--levels=2", "--control=reinit"], {2: 3, 4: 1})])
+    ("reinitialize", ["--levels=2", "--control=reinit"], {2: 3, 4: 1}),
+    ("set", ["--train_density=0.3", "--update_every=2it"], {2: 2}),
+    ("rigl", ["--train_density=0.3", "--update_every=2it"], {2: 2}),
+    ("gmp", ["--final_density=0.3", "--prune_every=2it"], {2: 2})])
 def test_imp_levels_and_static_sparse_stack_like_one_after_another(dataset_root, tmp_path, capsys, branch, flags,
                                                                    together):
-    """IMP's replicates stack level by level; static-sparse's fixed masks stack; a control's
-    levels (train_together) stack across levels and replicates, once the tickets are made. Same
-    files, same results as without --stack."""
+    """IMP's replicates stack level by level; static-sparse's fixed masks stack, and so do the
+    masks SET, RigL and GMP change every other step; a control's levels (train_together) stack
+    across levels and replicates, once the tickets are made. Same files, same results (the masks
+    and their update history included) as without --stack."""
     torch.set_num_threads(1)
     roots = {"stacked": tmp_path / "stacked", "plain": tmp_path / "plain"}
     for kind, root in roots.items():
@@ -286,6 +290,11 @@ def test_imp_levels_and_static_sparse_stack_like_one_after_another(dataset_root,
     assert listing["stacked"] == listing["plain"]
     for relative in (p.parent.relative_to(roots["plain"]) for p in roots["plain"].rglob(paths.DONE)):
         assert_close_runs(roots["plain"] / relative, roots["stacked"] / relative)
+    for relative in (p.relative_to(roots["plain"]) for p in roots["plain"].rglob("mask.pt")):
+        plain, stacked = (torch.load(root / relative, weights_only=True) for root in roots.values())
+        assert all(torch.equal(plain[name], stacked[name]) for name in plain)
+    for relative in (p.relative_to(roots["plain"]) for p in roots["plain"].rglob("updates.json")):
+        assert (roots["plain"] / relative).read_text() == (roots["stacked"] / relative).read_text()
 
 
 class ItemNet(torch.nn.Module):
@@ -351,8 +360,9 @@ def test_train_asks_the_dispatch_handler_first_in_its_own_context_only(tmp_path)
 
 
 def test_hooks_declare_whether_a_stack_may_keep_their_mask():
-    """The capability (training/hooks.py) that stack_key reads: a fixed mask stacks; the sparse
-    methods that change the mask (they override changes_at) and any other hook do not."""
+    """The capabilities (training/hooks.py) that stack_key reads: a fixed mask; a mask the sparse
+    methods change at their steps (they override only changes_at and new_mask); not a hook that
+    does more per step."""
     from branches.sparse.dynamic import DropAndGrow
     from branches.sparse.gmp import GradualPruning
     from branches.sparse.hook import DynamicMaskHook
@@ -370,6 +380,14 @@ def test_hooks_declare_whether_a_stack_may_keep_their_mask():
     assert keeps_a_fixed_mask(Logging(mask)) and not keeps_a_fixed_mask(Pruning(mask))
     assert not any(keeps_a_fixed_mask(object.__new__(kind)) for kind in (DropAndGrow, GradualPruning))
     assert not keeps_a_fixed_mask(Hook()) and Hook.only_keeps_a_fixed_mask is False
+
+    class Extra(Pruning):  # changes the mask and does more per step: no stacked form
+        def after_optimizer_step(self, state):
+            super().after_optimizer_step(state)
+
+    assert all(object.__new__(kind).changes_mask_at_steps for kind in (DropAndGrow, GradualPruning, Pruning))
+    assert not any(hook.changes_mask_at_steps for hook in (DynamicMaskHook(mask), Logging(mask), Extra(mask), Hook()))
+    assert not stacks(Extra(mask)) and stacks(Pruning(mask))
 
 
 def test_a_stack_spaces_epoch_checkpoints_by_its_size():

@@ -92,7 +92,7 @@ def steps_each_member(hook: Hook) -> bool:
     member's views of the stacked weights after each stacked optimizer step: the per-step pruning
     rules and the orderedness tracker (branches/orderedness/step_rules.py)."""
     return (overrides(hook, "after_stacked_optimizer_step") and not overrides(hook, "loss_term")
-            and not overrides(hook, "before_optimizer_step") and not keeps_a_fixed_mask(hook))
+            and not overrides(hook, "before_optimizer_step") and not keeps_a_mask(hook))
 
 
 PER_STEP_METHODS = ("loss_term", "before_optimizer_step", "after_optimizer_step")
@@ -104,9 +104,20 @@ def works_only_at_boundaries(hook: Hook) -> bool:
     return not any(overrides(hook, method) for method in PER_STEP_METHODS)
 
 
+def changes_its_mask(hook: Hook) -> bool:
+    """Whether the hook keeps a mask that it changes after some steps (training/hooks.py's
+    `changes_mask_at_steps`: GMP, SET, RigL); the stack keeps it and calls its `change_mask`."""
+    return hook.changes_mask_at_steps
+
+
+def keeps_a_mask(hook: Hook) -> bool:
+    """Whether the stack keeps the hook's mask (fixed, or changed at some steps)."""
+    return keeps_a_fixed_mask(hook) or changes_its_mask(hook)
+
+
 def stacks(hook: Hook) -> bool:
     """Whether a run with this hook may train stacked."""
-    return keeps_a_fixed_mask(hook) or steps_each_member(hook) or works_only_at_boundaries(hook)
+    return keeps_a_mask(hook) or steps_each_member(hook) or works_only_at_boundaries(hook)
 
 
 def _shapes(tensors) -> tuple:
@@ -124,7 +135,7 @@ def stack_key(job: TrainJob) -> tuple[Optional[tuple], str]:
         return None, f"--precision={h.precision} trains alone (stacking is fp32)"
     if not all(stacks(hook) for hook in job.hooks):
         names = sorted({type(hook).__name__ for hook in job.hooks if not stacks(hook)})
-        return None, (f"hook(s) {', '.join(names)} have no stacked form (a fixed mask, "
+        return None, (f"hook(s) {', '.join(names)} have no stacked form (a mask, fixed or changed at steps, "
                       f"after_stacked_optimizer_step and work only at boundaries have)")
     if job.train_loader.task not in ("classification", "regression"):
         return None, f"{job.train_loader.task} has no stacked form"

@@ -4,8 +4,10 @@ Each member keeps what the loop alone would have: its module (the weights are co
 every boundary), its optimizer (its state is copied into it before a checkpoint), its schedule,
 metrics log, running loss, progress, and the loop's own `BoundaryWork`, which logs, saves
 weights and checkpoints in its run directory exactly as alone. Between boundaries the step is
-one stacked forward, backward and optimizer step for all members; a member's static mask multiplies
-its gradients before the step and its weights after it, as MaskHook does, and a hook with a
+one stacked forward, backward and optimizer step for all members; a member's mask multiplies its
+gradients before the step and its weights after it, as MaskHook does (a sparse-training method
+that changes the mask switches it after the steps it names, through its `change_mask` on the
+member's slices), and a hook with a
 stacked form of `after_optimizer_step` (a per-step pruning rule) then runs per member on that
 member's views of the stacked weights, with its own state (job.py: which hooks).
 
@@ -39,7 +41,7 @@ from training.optimizers import LRSchedule, build_optimizer
 from training.progress import Progress
 from training.stacked.batches import StackedBatches
 from training.stacked.boundary import MemberBoundaryWork, evaluate_stacked, stack_checkpoint_spacing
-from training.stacked.job import TrainJob, keeps_a_fixed_mask, steps_each_member
+from training.stacked.job import TrainJob, changes_its_mask, keeps_a_mask, steps_each_member
 from training.stacked.model import StackedModel
 from training.stacked.optim import StackedOptimizer
 
@@ -87,9 +89,15 @@ class Member:
 
     @property
     def mask(self):
-        """The member's fixed mask (name -> bool tensor), or None (read after the hooks' on_start)."""
-        hooks = [hook for hook in self.job.hooks if keeps_a_fixed_mask(hook)]
+        """The member's mask (name -> bool tensor) as it stands, or None (read after the hooks'
+        on_start)."""
+        hooks = [hook for hook in self.job.hooks if keeps_a_mask(hook)]
         return hooks[0].mask if hooks else None
+
+    @property
+    def mask_changer(self):
+        """The hook that changes the member's mask at some steps, or None."""
+        return next((hook for hook in self.job.hooks if changes_its_mask(hook)), None)
 
 
 class Silent:
@@ -118,14 +126,16 @@ def member_losses(loss_fn: Loss, outputs: torch.Tensor, targets: torch.Tensor) -
 
 
 def stacked_masks(members: Sequence[Member], stack: StackedModel) -> dict[str, torch.Tensor]:
-    """name -> (N, ...) multipliers (1 where kept) of every weight some member prunes."""
+    """name -> (N, ...) multipliers (1 where kept) of every weight some member prunes now or may
+    prune later (a member whose mask changes)."""
     names = sorted({name for m in members if m.mask is not None for name in m.mask})
     masks = {}
     for name in names:
         weight = stack.params[name]
         rows = [m.mask[name].to(weight.device, weight.dtype) if m.mask is not None and name in m.mask
                 else torch.ones_like(weight[0]) for m in members]
-        if not all(bool(r.all()) for r in rows):
+        changing = any(m.mask_changer is not None and name in m.mask for m in members)
+        if changing or not all(bool(r.all()) for r in rows):
             masks[name] = torch.stack(rows)
     return masks
 
@@ -150,6 +160,7 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
     mask_pairs = [(stack.params[name], masks[name]) for name in masks]
     masked_grads = {stack.trainable.index(name): masks[name] for name in masks if name in stack.trainable}
     stepping = per_member_steps(members, stack)
+    changing = [m for m in members if m.mask_changer is not None]
     running = torch.stack([m.running_loss.sum.detach().float().reshape(()) for m in members])
     _point_running_losses(members, running)
     batches = StackedBatches([m.job.train_loader for m in members])
@@ -208,12 +219,14 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
             lrs = [m.schedule(iteration) for m in members]
             losses = member_losses(loss_fn, stack.forward(x), y)
             grads = list(torch.autograd.grad(losses.sum(), params))
+            dense_gradients = _dense_gradients(changing, stack, grads, iteration + 1)
             for k, multiplier in masked_grads.items():
                 grads[k] = grads[k] * multiplier
             optimizer.step(grads, lrs)
             if mask_pairs:
                 with torch.no_grad():
                     torch._foreach_mul_([p for p, _ in mask_pairs], [mk for _, mk in mask_pairs])
+            _change_masks(changing, stack, optimizer, masks, dense_gradients, iteration + 1)
             _step_members(stepping, iteration + 1)
             iteration += 1
             running += losses.detach().float()
@@ -268,6 +281,39 @@ def _step_members(stepping: list[tuple], iteration: int) -> None:
                 m.state.iteration = iteration
                 for hook in hooks:
                     hook.after_stacked_optimizer_step(m.state, views)
+
+
+def _dense_gradients(changing: Sequence[Member], stack: StackedModel, grads: list[torch.Tensor],
+                     iteration: int) -> dict[int, dict[str, torch.Tensor]]:
+    """member index -> its dense gradient (before the masks), for the members whose mask changes
+    after this step and whose method reads it (RigL), as the hook alone copies it."""
+    found = {}
+    for m in changing:
+        hook = m.mask_changer
+        if m.training and hook.needs_gradient and hook.changes_at(iteration):
+            found[m.index] = {name: grads[stack.trainable.index(name)][m.index].detach().clone()
+                              for name in hook.mask if name in stack.trainable}
+    return found
+
+
+def _change_masks(changing: Sequence[Member], stack: StackedModel, optimizer: StackedOptimizer,
+                  masks: dict[str, torch.Tensor], dense_gradients: dict, iteration: int) -> None:
+    """After the stacked step numbered `iteration`: each member whose method changes its mask
+    here switches it on its own slices (`change_mask`); the revived weights' optimizer state is
+    zeroed, and the member's rows of the stacked multipliers, and its weights, follow the new
+    mask, as the hook alone does."""
+    with torch.no_grad():
+        for m in changing:
+            hook = m.mask_changer
+            if not m.training or not hook.changes_at(iteration):
+                continue
+            m.state.iteration = iteration
+            views = {name: stack.params[name].detach()[m.index] for name in hook.mask}
+            revived = hook.change_mask(m.state, views, dense_gradients.get(m.index))
+            for name, where in revived.items():
+                optimizer.reset_member(m.index, stack.trainable.index(name), where)
+                masks[name][m.index].copy_(hook.mask[name])
+                views[name].mul_(masks[name][m.index])
 
 
 def _point_running_losses(members: Sequence[Member], running: torch.Tensor) -> None:

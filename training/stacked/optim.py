@@ -94,6 +94,17 @@ class StackedOptimizer:
             else:
                 p.add_(m1 / denominator * _shaped(size, p))
 
+    @torch.no_grad()
+    def reset_member(self, index: int, k: int, where: torch.Tensor) -> None:
+        """Zero member `index`'s per-weight state of parameter `k` where `where` is True (a regrown
+        weight starts without history: training.optimizers.reset_state, for one member)."""
+        if self.kind == "sgd":
+            states = [self.buffers[k]] if self.buffers else []
+        else:
+            states = [self.exp_avg[k], self.exp_avg_sq[k]]
+        for state in states:
+            state[index].masked_fill_(where, 0)
+
     # ---- one member's state as an ordinary torch optimizer's ------------------------------------
     def export_member(self, index: int, optimizer: torch.optim.Optimizer, lr: float) -> None:
         """Write member `index`'s state into `optimizer` (built by build_optimizer over the member's
