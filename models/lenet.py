@@ -54,18 +54,22 @@ class LeNet(Model):
 
     def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The forward of N networks at once (training/stacked/): `params` name -> (N, ...),
-        `x` (N, B, ...) -> (N, B, classes), each layer one batched matrix product."""
-        x = x.flatten(2)
+        `x` (N, B, ...) -> (N, B, classes), each layer one batched matrix product. Activations
+        are kept features-first, (N, features, B), so each layer is W @ a: the weights'
+        gradients then come out contiguous, as the optimizer's passes over them want (W's
+        transpose in a @ W^T would make every weight gradient a transposed view)."""
+        a = x.flatten(2).transpose(1, 2)
         for i in range(len(self.fc_layers)):
-            x = self.activation(_stacked_linear(params, f"fc_layers.{i}", x))
-        return _stacked_linear(params, "fc", x)
+            a = self.activation(_stacked_linear(params, f"fc_layers.{i}", a))
+        return _stacked_linear(params, "fc", a).transpose(1, 2)
 
 
-def _stacked_linear(params: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
+def _stacked_linear(params: dict[str, torch.Tensor], name: str, a: torch.Tensor) -> torch.Tensor:
+    """W @ a (+ b) for features-first activations a (N, in, B) -> (N, out, B)."""
     weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
     if bias is None:
-        return torch.bmm(x, weight.transpose(1, 2))
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        return torch.bmm(weight, a)
+    return torch.baddbmm(bias.unsqueeze(2), weight, a)
 
 
 class LeNetSpec(NamedTuple):
