@@ -327,6 +327,10 @@ def run_with_stacks(command: Callable[[], int], platform: Platform) -> int:
     --stack`) it runs as it is: the grid's coordinator takes those trainings."""
     if is_dispatching():
         return command()
+    if platform.world.is_distributed:
+        print("--stack: under torchrun each training is data-parallel already; they train one after another",
+              flush=True)
+        return command()
 
     def thunk() -> int:
         with torch_threads(platform.num_threads):  # this run's thread, as the command's own

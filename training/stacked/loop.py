@@ -311,7 +311,8 @@ def _change_masks(changing: Sequence[Member], stack: StackedModel, optimizer: St
             views = {name: stack.params[name].detach()[m.index] for name in hook.mask}
             revived = hook.change_mask(m.state, views, dense_gradients.get(m.index))
             for name, where in revived.items():
-                optimizer.reset_member(m.index, stack.trainable.index(name), where)
+                if name in stack.trainable:
+                    optimizer.reset_member(m.index, stack.trainable.index(name), where)
                 masks[name][m.index].copy_(hook.mask[name])
                 views[name].mul_(masks[name][m.index])
 
