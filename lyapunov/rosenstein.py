@@ -209,43 +209,46 @@ def divergence_curve(
         stuck = torch.zeros(b, dtype=torch.bool, device=x.device)
 
     # Follow each pair (i, neighbour[i]) for trajectory_len steps: both trajectories are windows
-    # of `span` points of the series, windows[j, k] = x[j + k] (a view); the neighbours' are
-    # gathered along the windows' first dimension.
+    # of `span` points of the series, windows[b, j, k] = x[j + k, b] (a view, series first). The
+    # neighbours' windows are picked by advanced indexing, series first, which is several times
+    # faster than a gather along the batch-last windows; from here on every tensor is
+    # (B, references, ...), and the sums over pairs are taken along dim 1 in the same order.
     span = trajectory_len + reach
-    windows = x.as_strided((n - span + 1, span, b), (b, b, 1))
-    index = neighbour[:references, None, :].expand(references, span, b)
-    neighbour_windows = torch.gather(windows, 0, index, out=workspace.get("gathered", (references, span, b),
-                                                                         x.dtype, x.device))
-    step_sq = _squared_difference(neighbour_windows, windows[:references],
-                                  workspace.get("step_sq", (references, span, b), x.dtype, x.device))
+    series_first = x.T.contiguous()  # (B, N): one small copy
+    windows = series_first.unfold(1, span, 1)  # (B, n - span + 1, span)
+    rows = torch.arange(b, device=x.device)[:, None]
+    neighbour_windows = windows[rows, neighbour[:references].T]  # (B, references, span)
+    step_sq = _squared_difference(neighbour_windows, windows[:, :references],
+                                  workspace.get("step_sq", (b, references, span), x.dtype, x.device))
+    used_t = None if used is None else used.T  # (B, references)
 
     def pair_log_dist2() -> Tensor:
-        """log d**2 of every pair at every step, (references, trajectory_len, B), a fresh tensor."""
-        terms = [step_sq[:, e * lag : e * lag + trajectory_len] for e in range(emb_dim)]
+        """log d**2 of every pair at every step, (B, references, trajectory_len), a fresh tensor."""
+        terms = [step_sq[:, :, e * lag : e * lag + trajectory_len] for e in range(emb_dim)]
         pair_dist2 = add(terms) if emb_dim > 1 else terms[0].clone()
-        if used is not None:
-            pair_dist2.masked_fill_(~used[:, None, :], 1.0)  # unpaired: log 1 = 0, and not counted
+        if used_t is not None:
+            pair_dist2.masked_fill_(~used_t[:, :, None], 1.0)  # unpaired: log 1 = 0, and not counted
         return pair_dist2.log_()
 
     # Pairs at distance zero are left out of that step's mean: their log, -inf, counts as 0.
     # Such pairs are rare (duplicates in the data), so the sum is taken first and only a chunk
     # where some step's sum is infinite (a zero, or an overflowing distance) looks at each term.
-    # Summed by _tree_sum, not torch.sum: torch's sum along a non-contiguous dimension groups the
-    # terms by the batch size, and the result must not depend on how the batch is chunked.
-    total = _tree_sum(pair_log_dist2())  # (trajectory_len, B)
+    # Summed by _tree_sum, not torch.sum: torch's sum groups the terms by the shape, and the
+    # result must not depend on how the batch is chunked.
+    total = _tree_sum(pair_log_dist2())  # (B, trajectory_len)
     if bool(torch.isinf(total).any()):
         log_dist2 = pair_log_dist2()
         counted = log_dist2 != float("-inf")  # NaN counts, so a NaN stays NaN
-        if used is not None:
-            counted &= used[:, None, :]
-        count = counted.sum(dim=0, dtype=x.dtype)
+        if used_t is not None:
+            counted &= used_t[:, :, None]
+        count = counted.sum(dim=1, dtype=x.dtype)
         total = _tree_sum(log_dist2.masked_fill_(log_dist2 == float("-inf"), 0.0))
-    elif used is not None:
-        count = used.sum(dim=0, dtype=x.dtype)[None, :].expand(trajectory_len, b)
+    elif used_t is not None:
+        count = used_t.sum(dim=1, dtype=x.dtype)[:, None].expand(b, trajectory_len)
     else:
-        count = torch.full((trajectory_len, b), float(references), dtype=x.dtype, device=x.device)
+        count = torch.full((b, trajectory_len), float(references), dtype=x.dtype, device=x.device)
     mean_log = total.mul_(0.5) / count.clamp(min=1.0)  # log d = log(d**2) / 2
-    return mean_log.masked_fill_(count == 0, float("-inf")).T, stuck
+    return mean_log.masked_fill_(count == 0, float("-inf")), stuck
 
 
 def _squared_difference(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
@@ -256,14 +259,14 @@ def _squared_difference(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
 
 
 def _tree_sum(terms: Tensor) -> Tensor:
-    """The sum over dim 0 by halving in place (the second half added onto the first), a fixed
-    order for every column whatever the other dimensions; ``terms`` is overwritten."""
-    remaining = terms.shape[0]
+    """The sum over dim 1 by halving in place (the second half added onto the first), a fixed
+    order for every series whatever the other dimensions; ``terms`` is overwritten."""
+    remaining = terms.shape[1]
     while remaining > 1:
         half = remaining // 2
-        terms[:half].add_(terms[remaining - half : remaining])
+        terms[:, :half].add_(terms[:, remaining - half : remaining])
         remaining -= half
-    return terms[0]
+    return terms[:, 0]
 
 
 def _sequential_sum(terms: list[Tensor], out: Tensor | None = None) -> Tensor:

@@ -64,10 +64,10 @@ def test_nolds_rule_takes_the_exact_limit_for_near_ties_within_the_bound():
 
 def test_tree_sum_is_a_sum_and_the_same_whatever_the_other_dimensions():
     g = torch.Generator().manual_seed(0)
-    terms = torch.randn(37, 5, 40, generator=g, dtype=torch.float64)
+    terms = torch.randn(40, 37, 5, generator=g, dtype=torch.float64)  # (series, pairs, steps)
     whole = _tree_sum(terms.clone())
-    torch.testing.assert_close(whole, terms.sum(dim=0), rtol=1e-13, atol=1e-13)
-    parts = torch.cat([_tree_sum(terms[:, :, i : i + 3].clone()) for i in range(0, 40, 3)], dim=1)
+    torch.testing.assert_close(whole, terms.sum(dim=1), rtol=1e-13, atol=1e-13)
+    parts = torch.cat([_tree_sum(terms[i : i + 3].clone()) for i in range(0, 40, 3)], dim=0)
     assert torch.equal(parts, whole)
 
 
