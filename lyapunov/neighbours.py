@@ -73,8 +73,8 @@ def first_true(mask: Tensor) -> Tensor:
     m = mask.shape[1]
     dtype = torch.uint8 if m < 1 << 8 else torch.int16 if m < 1 << 15 else torch.int32
     rank = torch.arange(m, 0, -1, dtype=dtype, device=mask.device)[None, :, None]
-    best = torch.mul(mask.view(torch.uint8), rank).amax(dim=1).long()
-    return (m - best).remainder_(m)
+    best = torch.mul(mask.view(torch.uint8), rank).amax(dim=1)
+    return torch.rsub(best.long(), m).masked_fill_(best == 0, 0)  # m - best; none found (best 0): 0
 
 
 class TiseanNeighbours(NamedTuple):
