@@ -1,13 +1,15 @@
 """The mask of a sparse-training branch as a training-loop hook that may change it.
 
-Between changes it is the static mask's hook (training/masking.py): pruned gradients are zeroed
-before each optimizer step (where the optimizer keeps per-weight state) and pruned weights after
-it, so they stay exactly zero. After the optimizer step of an iteration where the method changes
-the mask (`changes_at`), `new_mask` returns the next mask; the weights it revives (new
-connections) start at zero with their optimizer state reset, the weights it removes are zeroed.
-A method that needs the dense gradient (RigL) sets `needs_gradient`: it is copied only before the
-steps that end in a change. The mask and the history of its per-layer counts are the hook's state
-in checkpoint.pt, so a killed run resumes bitwise.
+Between changes it is the static mask's hook (training/masking.py), with the same zeroing
+(pruning/masked.py's MaskedTraining): pruned gradients are zeroed before each optimizer step
+(where the optimizer keeps per-weight state) and pruned weights after it, so they stay exactly
+zero. After the optimizer step of an iteration where the method changes the mask (`changes_at`),
+`change_mask` switches to `new_mask`'s next mask: the weights it revives (new connections) start
+at zero with their optimizer state reset, the weights it removes are zeroed. A method that needs
+the dense gradient (RigL) sets `needs_gradient`: it is copied only before the steps that end in a
+change. A stack of runs (training/stacked/) calls the same `change_mask` on each member's slices.
+The mask and the history of its per-layer counts are the hook's state in checkpoint.pt, so a
+killed run resumes bitwise.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from platforms.storage import write_json
 from pruning.mask import Mask
+from pruning.masked import MaskedTraining
 from training.hooks import Hook, TrainState
 from training.masking import keeps_per_weight_state
 from training.optimizers import reset_state
@@ -52,7 +55,8 @@ class DynamicMaskHook(Hook):
         self.history: list[list] = []  # [[iteration, {layer: active count}], ...]: each mask in use, from when
         self.gradients: Optional[dict[str, torch.Tensor]] = None
         self.weights: dict[str, torch.Tensor] = {}
-        self.masked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight, multiplier) of layers with zeros
+        self.model: Optional[torch.nn.Module] = None
+        self.masked: Optional[MaskedTraining] = None  # the static mask's zeroing, for the mask in use
         self.zero_grads = True
 
     # ---- what a method says -----------------------------------------------------------------
@@ -67,11 +71,12 @@ class DynamicMaskHook(Hook):
 
     # ---- the loop's side --------------------------------------------------------------------
     def on_start(self, state: TrainState) -> None:
+        self.model = state.model
         parameters = dict(state.model.named_parameters())
         self.weights = {name: parameters[name] for name in self.mask}
         self.mask = {name: tensor.to(self.weights[name].device) for name, tensor in self.mask.items()}
-        self._set_multipliers()
-        self._zero_weights()
+        self.masked = MaskedTraining(self.model, Mask(self.mask))
+        self.masked.zero_weights()
         self.zero_grads = keeps_per_weight_state(state.optimizer)
         if not self.history:
             self.history = [[state.iteration, self.counts()]]
@@ -81,20 +86,17 @@ class DynamicMaskHook(Hook):
             self.gradients = {name: weight.grad.detach().clone() for name, weight in self.weights.items()
                               if weight.grad is not None}
         if self.zero_grads:
-            pairs = [(w.grad, m) for w, m in self.masked if w.grad is not None]
-            if pairs:
-                grads, multipliers = zip(*pairs)
-                torch._foreach_mul_(list(grads), list(multipliers))
+            self.masked.zero_grads()
 
     def after_optimizer_step(self, state: TrainState) -> None:
-        self._zero_weights()
+        self.masked.zero_weights()
         if not self.changes_at(state.iteration):
             return
         revived = self.change_mask(state, self.weights, self.gradients)
         for name, where in revived.items():
             reset_state(state.optimizer, self.weights[name], where)
-        self._set_multipliers()
-        self._zero_weights()
+        self.masked = MaskedTraining(self.model, Mask(self.mask))
+        self.masked.zero_weights()
 
     def change_mask(self, state: TrainState, weights: dict[str, torch.Tensor],
                     gradients: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
@@ -137,15 +139,3 @@ class DynamicMaskHook(Hook):
 
     def current(self) -> Mask:
         return Mask({name: tensor.detach().cpu() for name, tensor in self.mask.items()})
-
-    def _set_multipliers(self) -> None:
-        """One multiplier per layer that has inactive weights (a dense layer costs nothing)."""
-        counts = self.counts()
-        self.masked = [(weight, torch.empty_like(weight).copy_(self.mask[name]))
-                       for name, weight in self.weights.items() if counts[name] < weight.numel()]
-
-    @torch.no_grad()
-    def _zero_weights(self) -> None:
-        if self.masked:
-            weights, multipliers = zip(*self.masked)
-            torch._foreach_mul_(list(weights), list(multipliers))
