@@ -206,3 +206,40 @@ def test_a_models_stacked_forward_is_each_members_forward(name, shape, outputs):
     x = torch.randn(3, 5, *shape, generator=torch.Generator().manual_seed(0))
     expected = torch.stack([member(x[i]) for i, member in enumerate(members)])
     torch.testing.assert_close(members[0].forward_stacked(params, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_killed_stack_with_a_member_that_ended_early_resumes_the_others(tmp_path):
+    """Member 1 stops at step 30; a signal at step 40 checkpoints the other two. Rerun as a branch
+    reruns (the finished member is skipped), they end as the stack never killed: bitwise where the
+    rerun stacks the same members, to float tolerance in a smaller stack (docs/stacking.md)."""
+    from tests.training.test_stacked_training import SignalAfter, final_weights
+    from training.interrupts import Interrupted
+    torch.set_num_threads(1)
+    stops = [30, None, None]
+    whole = iris_jobs(tmp_path, tmp_path / "whole", stops)
+    train_stacked(whole)
+    killed = iris_jobs(tmp_path, tmp_path / "killed", stops)
+    for job in killed:
+        job.train_loader = SignalAfter(job.train_loader, 10)  # epoch 1, batch 10: step 40
+    with pytest.raises(Interrupted):
+        train_stacked(killed)
+    assert (killed[0].out_dir / paths.DONE).exists() and not (killed[0].out_dir / paths.CHECKPOINT).exists()
+    assert all((job.out_dir / paths.CHECKPOINT).exists() for job in killed[1:])
+    train_stacked(iris_jobs(tmp_path, tmp_path / "killed", stops)[1:])
+    x, y = final_weights(whole[0].out_dir), final_weights(killed[0].out_dir)  # ended before the signal
+    assert all(torch.equal(x[name], y[name]) for name in x)
+    for a, b in zip(whole[1:], killed[1:]):
+        assert_close_runs(a.out_dir, b.out_dir)
+
+
+def test_the_same_members_in_a_smaller_stack_agree_to_float_tolerance(tmp_path):
+    """Why the resume above is not bitwise: a member's last bits may depend on its place in the
+    stack (an element-wise exp or log rounds an element in the vectorized body of its kernel
+    otherwise than in the scalar tail), so the same members in a stack of another size agree to
+    float tolerance."""
+    torch.set_num_threads(1)
+    three, two = iris_jobs(tmp_path, tmp_path / "three", [None] * 3), iris_jobs(tmp_path, tmp_path / "two", [None] * 3)
+    train_stacked(three)
+    train_stacked(two[1:])
+    for a, b in zip(three[1:], two[1:]):
+        assert_close_runs(a.out_dir, b.out_dir)
