@@ -15,8 +15,11 @@ back through `load_state_dict()` on resume, before `on_start`.
 A hook also declares what another trainer may do in its place: `only_keeps_a_fixed_mask` (False
 unless a hook says otherwise) lets stacked training (training/stacked/) do the hook's per-step
 work itself for a stack of runs, and a hook whose only per-step work is `after_optimizer_step`
-may also implement `after_stacked_optimizer_step` (a per-step pruning rule): the stack then calls
-that per member with the member's slice of the stacked parameters. A hook whose mask changes at
+may also implement `after_stacked_optimizer_step` (a per-step pruning rule), and one whose
+`before_optimizer_step` changes the gradients `before_stacked_optimizer_step` (a learned prior's
+penalty): the stack then calls them per member with the member's slices of the stacked
+parameters and gradients. A stacked form counts only beside the per-step method it stands for, in
+the same class (a subclass that changes the method without it trains alone). A hook whose mask changes at
 known steps says `changes_mask_at_steps` (below): the stack keeps it and calls `change_mask`
 with the member's slices. A hook with no per-step method
 (one that times, evaluates or stops a run at its boundaries) stacks as it is: the stack runs its
@@ -101,12 +104,19 @@ class Hook:
     def after_optimizer_step(self, state: TrainState) -> None:
         """The optimizer has stepped; `state.iteration` counts this step."""
 
+    def before_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor],
+                                      gradients: dict[str, torch.Tensor]) -> None:
+        """`before_optimizer_step` for one member of a stack (training/stacked/): `parameters` and
+        `gradients` (name -> tensor) are that member's weights and this step's gradients (after
+        the masks), views into the stacked ones (an in-place change of a gradient reaches the
+        step). Not implemented (the default), a hook with a `before_optimizer_step` trains alone."""
+        raise NotImplementedError(f"{type(self).__name__} has no stacked form")
+
     def after_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor]) -> None:
         """`after_optimizer_step` for one member of a stack (training/stacked/): `parameters` (name ->
-        tensor) are that member's weights, views into the stacked ones (an in-place rewrite reaches
-        the stack), while `state.model` holds them only at boundaries. Implemented by a hook whose
-        only per-step method is `after_optimizer_step`; not implemented (the default), the hook's
-        run trains alone."""
+        tensor) are that member's weights (and buffers), views into the stacked ones (an in-place
+        rewrite reaches the stack), while `state.model` holds them only at boundaries. Not
+        implemented (the default), a hook with an `after_optimizer_step` trains alone."""
         raise NotImplementedError(f"{type(self).__name__} has no stacked form")
 
     def at_eval(self, state: TrainState, metrics: dict[str, float]) -> None:

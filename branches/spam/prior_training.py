@@ -184,6 +184,7 @@ class SpamHook(Hook):
         self._parameters: dict[str, torch.Tensor] = {}
         self._deltas: list[torch.Tensor] = []  # delta per parameter, detached, in _weights' order
         self._weights: list[torch.Tensor] = []
+        self._names: list[str] = []  # their parameters' names
 
     # ---- the penalty -------------------------------------------------------------------------
     def on_start(self, state: TrainState) -> None:
@@ -200,6 +201,7 @@ class SpamHook(Hook):
             log_precision = self.prior.log_precision()
             self._deltas = [lp.exp().contiguous() for lp in log_precision.values()]
             self._weights = [self._parameters[name] for name in log_precision]
+            self._names = list(log_precision)
 
     def penalty(self) -> torch.Tensor:
         """The prior's term of this step's loss, T/2 sum delta theta^2 / N (2x for mean squared error)."""
@@ -211,9 +213,17 @@ class SpamHook(Hook):
 
         The same as adding `penalty()` to the loss, in one fused kernel rather than a graph of
         several element-wise operations per tensor (which cost about half a LeNet-300-100 step)."""
-        pairs = [(w.grad, d, w) for w, d in zip(self._weights, self._deltas) if w.grad is not None]
-        if pairs:
-            grads, deltas, weights = map(list, zip(*pairs))
+        self._add_penalty_gradient([(w.grad, d, w) for w, d in zip(self._weights, self._deltas) if w.grad is not None])
+
+    def before_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor],
+                                      gradients: dict[str, torch.Tensor]) -> None:
+        """The same for one member of a stack (training/stacked/), on its slices."""
+        self._add_penalty_gradient([(gradients[name], d, parameters[name])
+                                    for name, d in zip(self._names, self._deltas) if name in gradients])
+
+    def _add_penalty_gradient(self, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+        if triples:
+            grads, deltas, weights = map(list, zip(*triples))
             torch._foreach_addcmul_(grads, deltas, weights, value=self._decay)
 
     # ---- the marginal-likelihood update ------------------------------------------------------
@@ -248,6 +258,17 @@ class SpamHook(Hook):
     def after_optimizer_step(self, state: TrainState) -> None:
         if state.at_epoch_end and self.schedule.due(state.iteration // state.iterations_per_epoch):
             self.update(state, state.iteration // state.iterations_per_epoch)
+
+    def after_stacked_optimizer_step(self, state: TrainState, parameters: dict[str, torch.Tensor]) -> None:
+        """The same for one member of a stack: at an update, its weights (and buffers) go into its
+        own module first, where the curvature is fitted as alone."""
+        if state.at_epoch_end and self.schedule.due(state.iteration // state.iterations_per_epoch):
+            with torch.no_grad():
+                for name, tensor in [*state.model.named_parameters(), *state.model.named_buffers()]:
+                    if name in parameters:
+                        tensor.copy_(parameters[name])
+            with torch.enable_grad():  # the stack calls this under no_grad; the curvature backpropagates
+                self.update(state, state.iteration // state.iterations_per_epoch)
 
     def precision_summary(self) -> dict[str, float]:
         with torch.no_grad():

@@ -86,13 +86,28 @@ def keeps_a_fixed_mask(hook: Hook) -> bool:
     return hook.only_keeps_a_fixed_mask
 
 
+STACKED_FORMS = {"before_optimizer_step": "before_stacked_optimizer_step",
+                 "after_optimizer_step": "after_stacked_optimizer_step"}
+
+
+def _defined_in(cls: type, name: str) -> type:
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
 def steps_each_member(hook: Hook) -> bool:
-    """Whether the hook's per-step work is all in `after_optimizer_step` and it implements
-    `after_stacked_optimizer_step` (training/hooks.py), which the stack calls per member on that
-    member's views of the stacked weights after each stacked optimizer step: the per-step pruning
-    rules and the orderedness tracker (branches/orderedness/step_rules.py)."""
-    return (overrides(hook, "after_stacked_optimizer_step") and not overrides(hook, "loss_term")
-            and not overrides(hook, "before_optimizer_step") and not keeps_a_mask(hook))
+    """Whether every per-step method the hook has is `before_optimizer_step` or
+    `after_optimizer_step` with its stacked form defined in the same class (training/hooks.py),
+    which the stack calls per member on that member's views of the stacked weights (and
+    gradients) around each stacked optimizer step: the per-step pruning rules, the orderedness
+    tracker (branches/orderedness/step_rules.py), SpaM's prior (branches/spam/prior_training.py).
+    A subclass that redefines a per-step method without its stacked form does not qualify."""
+    if overrides(hook, "loss_term") or keeps_a_mask(hook):
+        return False
+    used = [method for method in STACKED_FORMS if overrides(hook, method)]
+    kind = type(hook)
+    return bool(used) and all(overrides(hook, STACKED_FORMS[method])
+                              and _defined_in(kind, method) is _defined_in(kind, STACKED_FORMS[method])
+                              for method in used)
 
 
 PER_STEP_METHODS = ("loss_term", "before_optimizer_step", "after_optimizer_step")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from foundations import paths
 from foundations.step import Step
 from platforms import sinks
-from training.hooks import TrainState
+from training.hooks import TrainState, overrides
 from training.interrupts import Interrupted, catch_interrupts
 from training.loop import Boundaries, RunningLoss, TrainingDiverged, count_compute, resume_from_checkpoint, write_done
 from training.losses import Loss
@@ -222,6 +222,8 @@ def train_stacked(jobs: Sequence[TrainJob], note: Optional[dict] = None) -> list
             dense_gradients = _dense_gradients(changing, stack, grads, iteration + 1)
             for k, multiplier in masked_grads.items():
                 grads[k] = grads[k] * multiplier
+            if stepping:
+                _before_step_members(stepping, stack, grads, iteration)
             optimizer.step(grads, lrs)
             if mask_pairs:
                 with torch.no_grad():
@@ -259,27 +261,42 @@ def _end_member(m: Member, iteration: int, note: Optional[dict], members: Sequen
 
 
 def per_member_steps(members: Sequence[Member], stack: StackedModel) -> list[tuple]:
-    """(member, its hooks with a stacked `after_optimizer_step`, its views of the stacked
-    parameters) for every member that has such hooks. The views share the stack's storage, so a
+    """(member, its hooks with stacked per-step forms, its views of the stacked parameters and
+    buffers) for every member that has such hooks. The views share the stack's storage, so a
     rule's in-place rewrite of a member's weight is a rewrite of the stack's."""
     stepping = []
     for m in members:
         hooks = [hook for hook in m.job.hooks if steps_each_member(hook)]
         if hooks:
-            stepping.append((m, hooks, {name: p.detach()[m.index] for name, p in stack.params.items()}))
+            views = {name: t.detach()[m.index] for name, t in {**stack.params, **stack.buffers}.items()}
+            stepping.append((m, hooks, views))
     return stepping
+
+
+def _before_step_members(stepping: list[tuple], stack: StackedModel, grads: list[torch.Tensor],
+                         iteration: int) -> None:
+    """Before the stacked optimizer step: each member's hooks with a `before_optimizer_step`, in
+    its order, on its slices of the (masked) gradients, as the loop alone calls them at iteration
+    `iteration` (the steps taken so far)."""
+    with torch.no_grad():
+        for m, hooks, views in stepping:
+            before = [hook for hook in hooks if overrides(hook, "before_optimizer_step")]
+            if before and m.training:
+                m.state.iteration = iteration
+                gradients = {name: grads[k][m.index] for k, name in enumerate(stack.trainable)}
+                for hook in before:
+                    hook.before_stacked_optimizer_step(m.state, views, gradients)
 
 
 def _step_members(stepping: list[tuple], iteration: int) -> None:
     """After the stacked optimizer step numbered `iteration`: each member's hooks, in its order,
     as the loop alone calls `after_optimizer_step` (diverged members are left alone)."""
-    if not stepping:
-        return
     with torch.no_grad():
         for m, hooks, views in stepping:
-            if m.training:
+            after = [hook for hook in hooks if overrides(hook, "after_optimizer_step")]
+            if after and m.training:
                 m.state.iteration = iteration
-                for hook in hooks:
+                for hook in after:
                     hook.after_stacked_optimizer_step(m.state, views)
 
 
