@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
         raise UserError("nothing to submit after --: give a command, e.g. `-- train --default_hparams=...`")
     options = slurm.chosen(args)
     if args.stack is not None and not args.local:
-        raise UserError("--stack trains the grid in this process: add --local (on Slurm each run is its own task)")
+        raise UserError("--stack trains the grid in this process: add --local (on Slurm each run is its own task, "
+                        "whose own independent trainings stack with --stack after the --)")
     stack_size = parse_stack_size(args.stack) if args.stack is not None else None
     runs = plan(command)
     todo = [run for run in runs if not run.done]
