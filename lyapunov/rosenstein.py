@@ -87,7 +87,8 @@ def largest_lyapunov(
     ``neighbours`` picks the pairing rule, ``"nolds"`` or ``"tisean"`` (module docstring).
 
     Pairwise distances are computed for at most ``max_chunk_elements`` entries at a time
-    (default: 2**19 on CPU, where chunks that fit in cache are fastest, 2**25 elsewhere), in
+    (default on the CPU: 2**19 per torch thread, up to four, see `cpu_chunk_elements`; 2**25
+    elsewhere), in
     float64, so memory stays bounded for any batch and float32 input gives the float64 result.
 
     ``skip_degenerate`` leaves out the divergence of series already degenerate by their range
@@ -105,7 +106,7 @@ def largest_lyapunov(
 
     ntraj = n - (emb_dim - 1) * lag - trajectory_len + 1
     if max_chunk_elements is None:
-        max_chunk_elements = 1 << 19 if x.device.type == "cpu" else 1 << 25
+        max_chunk_elements = cpu_chunk_elements() if x.device.type == "cpu" else 1 << 25
     rows = max(1, max_chunk_elements // (ntraj * ntraj))
     curve = torch.empty(count, trajectory_len, dtype=torch.float64, device=x.device)
     flagged = torch.empty(count, dtype=torch.bool, device=x.device)
@@ -149,6 +150,13 @@ def largest_lyapunov(
         curve.to(x.dtype).reshape(*batch_shape, trajectory_len),
         degenerate.reshape(batch_shape),
     )
+
+
+def cpu_chunk_elements() -> int:
+    """The default chunk on the CPU: 2**19 distances per torch thread, up to 4 threads. Measured
+    on 2 cores (windows of 50, medians of 4 rounds): one thread 5.72 us/window at 2**19 against
+    5.97 at 2**20; two threads 3.43 at 2**20 against 3.90 at 2**19 and 4.22 at 2**21."""
+    return (1 << 19) * min(max(torch.get_num_threads(), 1), 4)
 
 
 class Workspace:
