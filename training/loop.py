@@ -101,8 +101,8 @@ def train_together(thunks: Thunks) -> list[Any]:
     depend on nothing but masks already made), and return their results in order. Alone they run
     one after another; within a trainer that can take several trainings at once (`dispatching_to`
     with `together`: stacked training) they run side by side, so that their `train` calls can be
-    trained together. The thunks must not depend on one another; the first exception is raised
-    once every thunk has ended."""
+    trained together. The thunks must not depend on one another. An exception ends the sequence
+    at once one after another; side by side, the first is raised once every thunk has ended."""
     dispatch = _dispatch.get()
     if dispatch is None or dispatch[1] is None or len(thunks) < 2:
         return [thunk() for thunk in thunks]
