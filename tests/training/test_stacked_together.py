@@ -170,10 +170,14 @@ def test_a_stack_trains_with_its_runs_thread_count_not_the_main_threads(tmp_path
                          hooks=[hooks[seed]])
         return thunk
 
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    outcomes = Coordinator(size=None, say=lambda line: None).run([run(0), run(1)])
-    assert all(isinstance(outcome, dict) for outcome in outcomes)
-    assert hooks[0].seen == hooks[1].seen == {1} and torch.get_num_threads() == 2
+    try:
+        outcomes = Coordinator(size=None, say=lambda line: None).run([run(0), run(1)])
+        assert all(isinstance(outcome, dict) for outcome in outcomes)
+        assert hooks[0].seen == hooks[1].seen == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_branch_with_stack_trains_its_levels_as_one_stack(dataset_root, tmp_path, capsys):
