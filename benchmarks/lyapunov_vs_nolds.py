@@ -10,6 +10,10 @@ as the last line. On a GPU, pass ``--device cuda --windows 1000000`` for windows
 CPU threads: by default ours is timed single-threaded (nolds' own condition) and with torch's
 default thread count; the ratio line is the latter. A machine busy with other work slows
 multi-threaded torch far more than one thread: compare the two lines.
+
+Ours is ``largest_lyapunov``'s default backend (on the CPU, the compiled loop for the nolds
+rule); the tensor passes (``backend="tensor"``, what runs on a GPU) are timed beside it at the
+same thread count, for reference.
 """
 
 import argparse
@@ -51,14 +55,19 @@ def main() -> None:
     subset = windows[: args.nolds_windows]
     ours_options = dict(fit=args.fit, neighbours=args.neighbours, **params)
     largest_lyapunov(x[:100], **ours_options)  # warm-up (kernels, allocator)
-    def with_threads(threads: int):
-        return lambda: torch.set_num_threads(threads) or largest_lyapunov(x, **ours_options)
+    def with_threads(threads: int, backend: str = "auto"):
+        return lambda: torch.set_num_threads(threads) or largest_lyapunov(x, backend=backend, **ours_options)
+
+    references = {}
+    if device.type == "cpu" and args.neighbours == "nolds":
+        largest_lyapunov(x[:100], backend="tensor", **ours_options)
+        references["tensor"] = with_threads(thread_counts[-1], "tensor")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         best, results = best_alternating(
             {"nolds": lambda: [nolds.lyap_r(w, fit="poly", **params) for w in subset],
-             **{threads: with_threads(threads) for threads in thread_counts}}, args.repeats, device)
+             **{threads: with_threads(threads) for threads in thread_counts}, **references}, args.repeats, device)
     reference, result = results["nolds"], results[thread_counts[-1]]
     ours_best = {threads: best[threads] for threads in thread_counts}
     nolds_per_window = best["nolds"] / len(subset)
@@ -73,6 +82,10 @@ def main() -> None:
         per_window = ours_best[threads] / args.windows
         print(f"ours, {threads} CPU thread(s): {per_window * 1e6:.2f} us/window, "
               f"{1 / per_window:,.0f} windows/s, "
+              f"{nolds_per_window / per_window:.1f}x")
+    if references:
+        per_window = best["tensor"] / args.windows
+        print(f"tensor passes (backend='tensor'), {thread_counts[-1]} CPU thread(s): {per_window * 1e6:.2f} us/window, "
               f"{nolds_per_window / per_window:.1f}x")
     print(f"ratio={nolds_per_window * args.windows / ours_best[thread_counts[-1]]:.1f}")
 

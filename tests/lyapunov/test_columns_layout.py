@@ -98,7 +98,7 @@ def test_both_pair_layouts_give_the_same_bits(monkeypatch, neighbours, trajector
     from lyapunov import rosenstein
     rng = np.random.default_rng(3)
     x = torch.tensor(np.round(rng.standard_normal((300, 40)).cumsum(axis=1), 1))
-    options = dict(trajectory_len=trajectory_len, neighbours=neighbours, fit="diff")
+    options = dict(trajectory_len=trajectory_len, neighbours=neighbours, fit="diff", backend="tensor")
     results = []
     for span in (1, 10 ** 6):  # every window series first; every window batch last
         monkeypatch.setattr(rosenstein, "SERIES_FIRST_SPAN", span)

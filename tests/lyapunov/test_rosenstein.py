@@ -41,10 +41,11 @@ def _random_cases(count: int, seed: int):
         yield series, params
 
 
-def test_exponent_and_curve_equal_nolds_on_random_series():
+@pytest.mark.parametrize("backend", ["loop", "tensor"])
+def test_exponent_and_curve_equal_nolds_on_random_series(backend):
     for series, params in _random_cases(300, seed=0):
         expected, ks, expected_curve = _nolds(series, **params)
-        ours = largest_lyapunov(torch.tensor(series), **params)
+        ours = largest_lyapunov(torch.tensor(series), backend=backend, **params)
         assert not ours.degenerate
         assert abs(ours.exponent.item() - expected) <= 1e-9, params
         finite = torch.isfinite(ours.curve)
@@ -52,10 +53,11 @@ def test_exponent_and_curve_equal_nolds_on_random_series():
         np.testing.assert_allclose(ours.curve[finite].numpy(), expected_curve, rtol=0, atol=1e-12)
 
 
-def test_batch_equals_one_series_at_a_time_and_chunking_changes_nothing():
+@pytest.mark.parametrize("backend", ["loop", "tensor"])
+def test_batch_equals_one_series_at_a_time_and_chunking_changes_nothing(backend):
     rng = np.random.default_rng(1)
     x = torch.tensor(rng.standard_normal((37, 60)))
-    params = dict(emb_dim=3, lag=2, min_tsep=2, trajectory_len=8)
+    params = dict(emb_dim=3, lag=2, min_tsep=2, trajectory_len=8, backend=backend)
     whole = largest_lyapunov(x, **params)
     tiny_chunks = largest_lyapunov(x, max_chunk_elements=1, **params)
     torch.testing.assert_close(tiny_chunks.curve, whole.curve, rtol=0, atol=0)
@@ -181,3 +183,7 @@ def test_bad_arguments_raise_user_errors():
         largest_lyapunov(torch.arange(50))
     with pytest.raises(UserError, match="trajectory_len >= 2"):
         largest_lyapunov(torch.randn(50), fit="diff", trajectory_len=1)
+    with pytest.raises(UserError, match="unknown backend"):
+        largest_lyapunov(torch.randn(50), backend="numba")
+    with pytest.raises(UserError, match="use backend='tensor'"):
+        largest_lyapunov(torch.randn(50), neighbours="tisean", backend="loop")
