@@ -5,7 +5,7 @@ a chunk of series in memory and walk over it a dozen times; on a CPU that traffi
 arithmetic, is the time. Here numba compiles a loop that takes one series at a time, keeps its
 rows of distances in cache, and runs on ``torch.get_num_threads()`` threads (contiguous shares of
 the batch, the GIL released). Measured on 2 cores with windows of 50 points and trajectory_len 20,
-whole ``largest_lyapunov`` calls: 2.1-2.5 us per window at 2 threads against 3.7-4.4 for the
+whole ``largest_lyapunov`` calls: 1.7-1.9 us per window at 2 threads against 3.5-3.6 for the
 tensor passes (``benchmarks/lyapunov_vs_nolds.py`` prints both).
 
 The pairs are the same as the tensor passes' (tested): squared distances are added over the
