@@ -11,9 +11,9 @@ CPU threads: by default ours is timed single-threaded (nolds' own condition) and
 default thread count; the ratio line is the latter. A machine busy with other work slows
 multi-threaded torch far more than one thread: compare the two lines.
 
-Ours is ``largest_lyapunov``'s default backend (on the CPU, the compiled loop for the nolds
-rule); the tensor passes (``backend="tensor"``, what runs on a GPU) are timed beside it at the
-same thread count, for reference.
+Ours is ``largest_lyapunov``'s default backend (on the CPU, the compiled loop); the tensor
+passes (``backend="tensor"``, what runs on a GPU) are timed beside it at the same thread count,
+for reference.
 """
 
 import argparse
@@ -59,7 +59,7 @@ def main() -> None:
         return lambda: torch.set_num_threads(threads) or largest_lyapunov(x, backend=backend, **ours_options)
 
     references = {}
-    if device.type == "cpu" and args.neighbours == "nolds":
+    if device.type == "cpu":
         largest_lyapunov(x[:100], backend="tensor", **ours_options)
         references["tensor"] = with_threads(thread_counts[-1], "tensor")
 

@@ -91,7 +91,7 @@ def rescale_unit(x: Tensor, dim: int = 1) -> Tensor:
     return (x - low) / (x.amax(dim=dim, keepdim=True) - low)
 
 
-def _tisean_radii() -> tuple[list[float], list[float]]:
+def tisean_radii() -> tuple[list[float], list[float]]:
     """Per pass k: the squared radius ``eps * eps`` and ``1 / eps`` as lyap_r computes them
     (repeated multiplication in double precision), up to the first pass whose squared radius
     reaches 1, beyond which no candidate below 1 can be missed."""
@@ -104,7 +104,7 @@ def _tisean_radii() -> tuple[list[float], list[float]]:
         eps *= TISEAN_GROWTH
 
 
-_RADII2, _INVERSE_RADII = _tisean_radii()
+_RADII2, _INVERSE_RADII = tisean_radii()
 
 
 def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:

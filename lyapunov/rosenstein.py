@@ -33,11 +33,11 @@ box through TISEAN's rounding, which is not modelled.
 Everything is computed in float64 whatever the input dtype (one chunk at a time, so memory stays
 bounded); results are returned in the input's dtype.
 
-Two implementations compute the divergence curves (``backend``). On the CPU the nolds rule runs
-as a compiled loop, one series at a time (:mod:`lyapunov.rosenstein_loop`, about 2x faster there);
-elsewhere, and for the TISEAN rule, as tensor passes over a chunk of series at once
-(:func:`divergence_curve`). Both pick the same pairs; their curves differ in rounding only
-(about 1e-16: the loop takes one logarithm per block of pairs, the passes one per pair).
+Two implementations compute the divergence curves (``backend``). On the CPU they run as a
+compiled loop, one series at a time (:mod:`lyapunov.rosenstein_loop`, about 2x faster there);
+elsewhere as tensor passes over a chunk of series at once (:func:`divergence_curve`). Both pick
+the same pairs by either rule; their curves differ in rounding only (about 1e-16: the loop takes
+one logarithm per block of pairs, the passes one per pair).
 """
 
 import math
@@ -102,8 +102,8 @@ def largest_lyapunov(
     exactly "range below 1e-5" and ``tol=1e-5`` "range at most 1e-5", free of float noise.
     ``neighbours`` picks the pairing rule, ``"nolds"`` or ``"tisean"`` (module docstring).
 
-    ``backend``: ``"auto"`` (the compiled loop for the nolds rule on the CPU, the tensor passes
-    otherwise), ``"loop"`` or ``"tensor"`` (module docstring). Both use ``torch.get_num_threads()``
+    ``backend``: ``"auto"`` (the compiled loop on the CPU, the tensor passes elsewhere), ``"loop"``
+    or ``"tensor"`` (module docstring). Both use ``torch.get_num_threads()``
     CPU threads.
 
     The tensor passes compute pairwise distances for at most ``max_chunk_elements`` entries at a
@@ -144,10 +144,10 @@ def largest_lyapunov(
             threads = torch.get_num_threads()
             with _one_torch_thread():
                 chunk, flat = _rounded_and_flat(series[part].detach().to(torch.float64).contiguous(), 1, decimals, tol)
-            curve[part] = torch.from_numpy(divergence_curves(
-                chunk.numpy(), emb_dim, lag, min_tsep, trajectory_len,
-                skip=flat.numpy() if skip_degenerate else None, threads=threads))
-            flagged[part] = flat
+            part_curve, stuck = divergence_curves(chunk.numpy(), emb_dim, lag, min_tsep, trajectory_len, neighbours,
+                                                  skip=flat.numpy() if skip_degenerate else None, threads=threads)
+            curve[part] = torch.from_numpy(part_curve)
+            flagged[part] = flat | torch.from_numpy(stuck)
             continue
         # One series per column (time along dim 0): every pass below then runs along the
         # contiguous batch dimension. A ring buffer's (P, W) view is already laid out this way.
@@ -187,11 +187,11 @@ def largest_lyapunov(
 
 def uses_loop(device: torch.device, neighbours: str, emb_dim: int, backend: str = "auto") -> bool:
     """Whether the compiled loop (:mod:`lyapunov.rosenstein_loop`) computes the curves: with
-    ``backend="auto"``, for the nolds rule on the CPU up to MAX_EMB_DIM coordinates; the tensor
-    passes otherwise (the GPU, the TISEAN rule)."""
-    fits = device.type == "cpu" and neighbours == "nolds" and emb_dim <= MAX_EMB_DIM
+    ``backend="auto"``, on the CPU (for the nolds rule, up to MAX_EMB_DIM coordinates); the
+    tensor passes otherwise (the GPU)."""
+    fits = device.type == "cpu" and (neighbours == "tisean" or emb_dim <= MAX_EMB_DIM)
     if backend == "loop" and not fits:
-        raise UserError(f"backend='loop' runs the nolds rule on the CPU with emb_dim <= {MAX_EMB_DIM}; "
+        raise UserError(f"backend='loop' runs on the CPU, and for the nolds rule with emb_dim <= {MAX_EMB_DIM}; "
                         f"got neighbours={neighbours!r} on {device.type} with emb_dim={emb_dim}: "
                         "use backend='tensor' (or 'auto')")
     return backend != "tensor" and fits

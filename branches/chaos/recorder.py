@@ -35,11 +35,6 @@ from training.hooks import Hook, TrainState
 from training.losses import Loss, evaluate
 
 RECORDS = ("weights", "updates")
-# Pairwise distances per largest_lyapunov chunk on the CPU: for windows of ~50, chunks of 2**21 ran
-# fastest on 2 idle cores (10.1 us/window, vs 11.2 at the library's 2**19 and 15.3 at 2**22); with
-# the column layout (series along the contiguous dimension) still the fastest of 2**18..2**21 on
-# one thread of the loaded machine (15.8 us/window, vs 17.1 at 2**19).
-CPU_CHUNK_ELEMENTS = 1 << 21
 EXPONENTS_FILE = "exponents.pt"
 RISK_FILE = "risk.json"
 
@@ -152,8 +147,7 @@ class TrajectoryRecorder(Hook):
     def _close_window(self, state: TrainState, index: int) -> None:
         oldest = self.count % self.window
         series = self.ring[oldest : oldest + self.window].T  # (P, W), in time order: a view
-        chunk = CPU_CHUNK_ELEMENTS if series.device.type == "cpu" else None
-        result = largest_lyapunov(series, **self.options, max_chunk_elements=chunk, skip_degenerate=True)
+        result = largest_lyapunov(series, **self.options, skip_degenerate=True)
         exponent, degenerate = result.exponent, result.degenerate
         if self.change_point_guard:
             changed = has_change_point(series)

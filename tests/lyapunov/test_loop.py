@@ -47,12 +47,12 @@ def test_ties_of_correctly_rounded_roots_go_to_the_earliest_candidate():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, (_, expected, _) = nolds.lyap_r(x, fit="poly", debug_data=True, **params)
-    curve = divergence_curves(x[None], **params)[0]
+    curve = divergence_curves(x[None], **params)[0][0]
     np.testing.assert_allclose(curve, expected, rtol=0, atol=1e-12)
     # The later candidate would have given another curve.
     x_later = x.copy()
     x_later[0] += 1e-3  # vector 0 now strictly farther: 2 pairs with 1
-    assert np.abs(divergence_curves(x_later[None], **params)[0] - curve).max() > 1e-6
+    assert np.abs(divergence_curves(x_later[None], **params)[0][0] - curve).max() > 1e-6
 
 
 @pytest.mark.parametrize("scale", [1e40, 1e-40, 1e-160, 1e200])
@@ -78,8 +78,8 @@ def test_threads_share_the_series_without_changing_a_bit():
     skip = np.zeros(101, dtype=bool)
     skip[::9] = True
     params = dict(emb_dim=3, lag=1, min_tsep=1, trajectory_len=6, skip=skip)
-    alone = divergence_curves(series, threads=1, **params)
-    np.testing.assert_array_equal(divergence_curves(series, threads=3, **params), alone)
+    alone, _ = divergence_curves(series, threads=1, **params)
+    np.testing.assert_array_equal(divergence_curves(series, threads=3, **params)[0], alone)
     assert np.isnan(alone[skip]).all() and not np.isnan(alone[~skip]).any()
 
 
@@ -99,3 +99,21 @@ def test_the_cpu_fit_equals_the_tensor_fit(fit_offset):
     assert np.isnan(ours[::50]).all() and (fit_offset == 0 or np.isnan(ours[1::50]).all())
     finite = ~np.isnan(expected)
     np.testing.assert_allclose(ours[finite], expected[finite], rtol=1e-12, atol=1e-14)
+
+
+def test_the_tisean_rule_in_the_loop_equals_the_tensor_passes():
+    # Weight-like 6-decimal windows (ties and duplicates), 1-decimal noise, a small alphabet
+    # (exact duplicates, and references TISEAN never settles), constant windows.
+    rng = np.random.default_rng(8)
+    walks = np.round(0.05 + 1e-5 * rng.standard_normal((300, 50)).cumsum(axis=1), 6)
+    noise = np.round(rng.standard_normal((100, 50)), 1)
+    alphabet = rng.integers(0, 3, (100, 50)).astype(np.float64)
+    x = torch.tensor(np.concatenate([walks, noise, alphabet, np.full((4, 50), 0.25)]))
+    for params in (dict(trajectory_len=4, fit="diff"), dict(emb_dim=3, lag=2, min_tsep=3, trajectory_len=9)):
+        loop, tensor = _both(x, neighbours="tisean", **params)
+        assert torch.equal(loop.degenerate, tensor.degenerate)
+        assert loop.degenerate[400:].any() and not loop.degenerate[:300].all()
+        assert torch.equal(torch.isfinite(loop.curve), torch.isfinite(tensor.curve))
+        finite = torch.isfinite(tensor.curve)
+        torch.testing.assert_close(loop.curve[finite], tensor.curve[finite], rtol=0, atol=1e-13)
+        torch.testing.assert_close(loop.exponent, tensor.exponent, rtol=0, atol=1e-12)

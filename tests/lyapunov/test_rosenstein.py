@@ -186,4 +186,4 @@ def test_bad_arguments_raise_user_errors():
     with pytest.raises(UserError, match="unknown backend"):
         largest_lyapunov(torch.randn(50), backend="numba")
     with pytest.raises(UserError, match="use backend='tensor'"):
-        largest_lyapunov(torch.randn(50), neighbours="tisean", backend="loop")
+        largest_lyapunov(torch.randn(300), emb_dim=129, trajectory_len=2, backend="loop")

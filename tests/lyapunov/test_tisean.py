@@ -97,7 +97,11 @@ def _tisean(series, **options):
     return largest_lyapunov(torch.tensor(series, dtype=torch.float64), neighbours="tisean", **options)
 
 
-def test_three_way_tie_goes_to_the_first_box_visited_not_to_an_end_of_the_index_range():
+BACKENDS = pytest.mark.parametrize("backend", ["loop", "tensor"])
+
+
+@BACKENDS
+def test_three_way_tie_goes_to_the_first_box_visited_not_to_an_end_of_the_index_range(backend):
     # Vectors (x_i, x_{i+1}): X0 (.75, .5), X1 (.5, .5), X2 (.5, 0), X3 (0, .25), X4 (.25, .5),
     # X5 (.5, .75); X6 (.75, 1) only follows X5. min 0 and max 1: rescaling changes nothing.
     # X1 is at squared distance 1/16 from X0 (right of it), X4 (left) and X5 (above). It settles
@@ -115,7 +119,7 @@ def test_three_way_tie_goes_to_the_first_box_visited_not_to_an_end_of_the_index_
         np.mean(np.log([1 / 4, 9 / 16, 5 / 16, 1 / 8, 9 / 16, 17 / 16])) / 2,
     ]
     np.testing.assert_allclose(expected, by_hand, rtol=0, atol=1e-15)
-    result = _tisean(x, fit="diff", **options)
+    result = _tisean(x, fit="diff", backend=backend, **options)
     np.testing.assert_allclose(result.curve.numpy(), expected, rtol=0, atol=1e-14)
     assert result.exponent.item() == pytest.approx(expected[1] - expected[0], abs=1e-14)
     assert lyap_r_model(x, 2, 1, 0, 1) == pytest.approx(list(expected), abs=1e-14)
@@ -124,7 +128,8 @@ def test_three_way_tie_goes_to_the_first_box_visited_not_to_an_end_of_the_index_
     np.testing.assert_allclose(nolds_curve, _curve_from_pairs(x, nolds_pairs, 2, 1, 2), rtol=0, atol=1e-14)
 
 
-def test_duplicates_are_never_neighbours_and_ties_in_one_box_go_to_the_highest_index():
+@BACKENDS
+def test_duplicates_are_never_neighbours_and_ties_in_one_box_go_to_the_highest_index(backend):
     # X0 (0, 1), X1 (1, .5), X2 (.5, 0), X3 (0, 1), X4 (1, .25), X5 (.25, 1); X6 (1, .75).
     # X0 and X3 are exact duplicates: each settles on the first pass through the other, and its
     # only positive candidate below 1, X5 at 1/16, lies outside that pass's radius 1e-3, so
@@ -139,7 +144,7 @@ def test_duplicates_are_never_neighbours_and_ties_in_one_box_go_to_the_highest_i
         np.mean(np.log([17 / 16, 1 / 16, 17 / 16, 1 / 4])) / 2,
     ]
     np.testing.assert_allclose(expected, by_hand, rtol=0, atol=1e-15)
-    result = _tisean(x, fit="diff", **options)
+    result = _tisean(x, fit="diff", backend=backend, **options)
     np.testing.assert_allclose(result.curve.numpy(), expected, rtol=0, atol=1e-14)
     assert lyap_r_model(x, 2, 1, 0, 1) == pytest.approx(list(expected), abs=1e-14)
     nolds_pairs = [(0, 3), (1, 4), (2, 4), (3, 0), (4, 1), (5, 0)]
@@ -148,7 +153,8 @@ def test_duplicates_are_never_neighbours_and_ties_in_one_box_go_to_the_highest_i
 
 
 @pytest.mark.parametrize("delta, paired", [(2.0**-11, True), (2.0**-9, False)])
-def test_a_duplicate_settles_a_reference_on_the_first_pass(delta: float, paired: bool):
+@BACKENDS
+def test_a_duplicate_settles_a_reference_on_the_first_pass(delta: float, paired: bool, backend: str):
     # X0 (0, 1), X1 (1, 0), X2 (0, 1), X3 (1, d), X4 (d, 1), X5 (1, .5); X6 (.5, .25).
     # X0 and X2 are duplicates, with X4 at d**2: within the first radius 1e-3 for d = 2**-11
     # (both pair with X4), outside it for d = 2**-9 (neither is paired). X4's tie between the
@@ -159,7 +165,7 @@ def test_a_duplicate_settles_a_reference_on_the_first_pass(delta: float, paired:
     index, is_paired, stuck = nearest_tisean(*_distances(x, 2, 1, 0, 2))
     assert is_paired.tolist() == [[paired, True, paired, True, True, True]] and not stuck.any()
     assert [index[0, i].item() for i, _ in sorted(pairs)] == [j for _, j in sorted(pairs)]
-    result = _tisean(x, fit="diff", **PAPER, trajectory_len=2)
+    result = _tisean(x, fit="diff", backend=backend, **PAPER, trajectory_len=2)
     np.testing.assert_allclose(result.curve.numpy(), expected, rtol=0, atol=1e-14)
     assert lyap_r_model(x, 2, 1, 0, 1) == pytest.approx(list(expected), abs=1e-14)
 
@@ -198,7 +204,8 @@ def _random_windows(count: int, seed: int):
         yield series, params
 
 
-def test_equals_the_loop_model_of_lyap_r_on_windows_full_of_ties():
+@BACKENDS
+def test_equals_the_loop_model_of_lyap_r_on_windows_full_of_ties(backend):
     differs = 0
     for series, params in _random_windows(200, seed=0):
         if len(series) < min_series_length(**params):
@@ -206,7 +213,7 @@ def test_equals_the_loop_model_of_lyap_r_on_windows_full_of_ties():
         expected = lyap_r_model(
             series, params["emb_dim"], params["lag"], params["min_tsep"], params["trajectory_len"] - 1
         )
-        result = _tisean(series, fit="diff", **params)
+        result = _tisean(series, fit="diff", backend=backend, **params)
         if isinstance(expected, str):
             assert result.degenerate.item(), (expected, params)
             continue
@@ -243,14 +250,16 @@ def test_rescaling_shifts_the_curve_and_leaves_the_exponent_where_no_pair_change
         assert scaled.exponent.item() == pytest.approx(result.exponent.item(), abs=1e-9)
 
 
-def test_constant_and_never_ending_windows_are_degenerate():
-    constant = _tisean([0.25] * 12, fit="diff", **PAPER, trajectory_len=2)
+@BACKENDS
+def test_constant_and_never_ending_windows_are_degenerate(backend):
+    constant = _tisean([0.25] * 12, fit="diff", backend=backend, **PAPER, trajectory_len=2)
     assert constant.degenerate.item() and constant.exponent.item() == 0.0  # TISEAN exits here
     # X0 (0, 1) is at squared distance 1 or more from X1 (1, 1), X2 (1, .75) and X3 (.75, .25):
     # TISEAN's search keeps only distances below 1 and never settles X0. nolds pairs it as usual.
     stuck = [0.0, 1.0, 1.0, 0.75, 0.25, 0.0]
     assert lyap_r_model(stuck, 2, 1, 0, 1) == "stuck"
-    assert _tisean(stuck, fit="diff", degenerate_value=-1.0, **PAPER, trajectory_len=2).exponent.item() == -1.0
+    result = _tisean(stuck, fit="diff", backend=backend, degenerate_value=-1.0, **PAPER, trajectory_len=2)
+    assert result.degenerate.item() and result.exponent.item() == -1.0
     nolds_rule = largest_lyapunov(torch.tensor(stuck, dtype=torch.float64), fit="diff", **PAPER, trajectory_len=2)
     assert not nolds_rule.degenerate.item()
 
