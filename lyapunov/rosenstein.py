@@ -41,13 +41,13 @@ one logarithm per block of pairs, the passes one per pair).
 """
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from foundations.errors import UserError
+from foundations.torch_threads import torch_threads
 from lyapunov.neighbours import RULES, nearest_nolds_columns, nearest_tisean_columns, rescale_unit
 from lyapunov.rosenstein_loop import MAX_EMB_DIM, divergence_curves, least_squares_slopes
 
@@ -142,7 +142,7 @@ def largest_lyapunov(
             # after a parallel region OpenMP's workers spin for a while, taking a core from the
             # loop's threads (0.3 us/window more at 2 threads on 2 cores, measured).
             threads = torch.get_num_threads()
-            with _one_torch_thread():
+            with torch_threads(1):
                 chunk, flat = _rounded_and_flat(series[part].detach().to(torch.float64).contiguous(), 1, decimals, tol)
             part_curve, stuck = divergence_curves(chunk.numpy(), emb_dim, lag, min_tsep, trajectory_len, neighbours,
                                                   skip=flat.numpy() if skip_degenerate else None, threads=threads)
@@ -195,16 +195,6 @@ def uses_loop(device: torch.device, neighbours: str, emb_dim: int, backend: str 
                         f"got neighbours={neighbours!r} on {device.type} with emb_dim={emb_dim}: "
                         "use backend='tensor' (or 'auto')")
     return backend != "tensor" and fits
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rounded_and_flat(chunk: Tensor, time_dim: int, decimals: int | None, tol: float) -> tuple[Tensor, Tensor]:

@@ -18,18 +18,18 @@ stack with, trains alone with a line saying why.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import torch
 
 from foundations.errors import UserError
+from foundations.torch_threads import torch_threads
 from platforms.platform import STACK_AUTO, Platform, check_stack
 from runs.plan import Run
 from runs.target import parse_target, run_here
@@ -297,19 +297,6 @@ class Coordinator:
                     pending.result = result
                 pending.finished = True
             self.condition.notify_all()
-
-
-@contextlib.contextmanager
-def torch_threads(count: Optional[int]) -> Iterator[None]:
-    """torch's CPU thread count in this thread for the block (None: left as it is)."""
-    before = torch.get_num_threads()
-    if count is not None and count != before:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def _alone_or_error(job: TrainJob) -> Any:

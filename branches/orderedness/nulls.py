@@ -26,7 +26,6 @@ trained against null (scipy.stats.wilcoxon: exact for the sample sizes used here
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 import scipy.stats
 import torch
 
+from foundations.torch_threads import torch_threads
 from orderedness import OrderednessResult, shuffled_entries
 from pruning.rules import Rule
 from pruning.rules.random import RandomMask
@@ -81,22 +81,12 @@ def keep_random(weights: torch.Tensor, count: int, generator: torch.Generator) -
     return out.view_as(weights)
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Intra-op threads for the many tiny tensors of a replay: they gain nothing, and on a busy
-    machine every parallel region can wait a whole time slice for its second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def replay(weights: torch.Tensor, make_rule: Callable[[], Rule], progress: Sequence[float]) -> torch.Tensor:
     """Each of `weights` (S, R, C) after a fresh rule was applied at every progress value."""
     out = weights.clone()
-    with one_thread():
+    # One intra-op thread: the many tiny tensors of a replay gain nothing from more, and on a
+    # busy machine every parallel region can wait a whole time slice for its second thread.
+    with torch_threads(1):
         for weight in out.unbind(0):  # views: the rule writes into `out`
             rule = make_rule()
             for x in progress:
