@@ -117,3 +117,18 @@ def test_the_tisean_rule_in_the_loop_equals_the_tensor_passes():
         finite = torch.isfinite(tensor.curve)
         torch.testing.assert_close(loop.curve[finite], tensor.curve[finite], rtol=0, atol=1e-13)
         torch.testing.assert_close(loop.exponent, tensor.exponent, rtol=0, atol=1e-12)
+
+
+def test_calls_from_several_threads_at_once_give_what_each_gives_alone():
+    # A stack's runs live in threads: each may call the loop (which starts its own threads).
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    batches = [torch.tensor(rng.standard_normal((200, 40)).cumsum(axis=1)) for _ in range(4)]
+    rules = ["nolds", "tisean", "nolds", "tisean"]
+    alone = [largest_lyapunov(x, neighbours=rule, trajectory_len=5) for x, rule in zip(batches, rules)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda x, rule: largest_lyapunov(x, neighbours=rule, trajectory_len=5),
+                                 batches, rules))
+    for one, other in zip(alone, together):
+        assert torch.equal(one.curve, other.curve) and torch.equal(one.exponent, other.exponent)
