@@ -29,7 +29,7 @@ from lyapunov.exact_roots import tie_limit
 
 RULES = ("nolds", "tisean")
 # Above every tie limit: a square root's rounding interval spans less than 2**-51 of the square.
-_ABOVE_TIE_LIMIT = 1.0 + 2.0**-49
+ABOVE_TIE_LIMIT = 1.0 + 2.0**-49
 
 TISEAN_EPS0 = 1e-3  # lyap_r's starting radius without -r, in rescaled units
 TISEAN_GROWTH = 1.1  # the radius grows by this factor per pass
@@ -51,7 +51,7 @@ def nearest_nolds_columns(dist2: Tensor) -> Tensor:
     # The exact limit costs some twenty passes over (M, B); a bound just above it costs one. The
     # first candidate within the bound is the answer whenever it sits at the nearest distance
     # itself (always, but on data with near-ties); the other references get the exact limit.
-    index = first_at_most(dist2, (nearest * _ABOVE_TIE_LIMIT)[:, None])
+    index = first_at_most(dist2, (nearest * ABOVE_TIE_LIMIT)[:, None])
     refs, rows = (dist2.gather(1, index[:, None]).squeeze(1) != nearest).nonzero(as_tuple=True)
     if refs.numel():
         limit = tie_limit(nearest[refs, rows])
@@ -91,7 +91,7 @@ def rescale_unit(x: Tensor, dim: int = 1) -> Tensor:
     return (x - low) / (x.amax(dim=dim, keepdim=True) - low)
 
 
-def tisean_radii() -> tuple[list[float], list[float]]:
+def _tisean_radii() -> tuple[list[float], list[float]]:
     """Per pass k: the squared radius ``eps * eps`` and ``1 / eps`` as lyap_r computes them
     (repeated multiplication in double precision), up to the first pass whose squared radius
     reaches 1, beyond which no candidate below 1 can be missed."""
@@ -104,7 +104,7 @@ def tisean_radii() -> tuple[list[float], list[float]]:
         eps *= TISEAN_GROWTH
 
 
-_RADII2, _INVERSE_RADII = tisean_radii()
+TISEAN_RADII2, TISEAN_INVERSE_RADII = _tisean_radii()
 
 
 def nearest_tisean(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNeighbours:
@@ -138,16 +138,16 @@ def nearest_tisean_columns(dist2: Tensor, unit: Tensor, reach: int) -> TiseanNei
         positive = torch.where(positive > 0, positive, inf)
         nearest[refs, rows], index[refs, rows] = positive.min(dim=1)
         tied[refs, rows] = (positive == nearest[refs, rows][:, None]).sum(dim=1) > 1
-    paired = (nearest < 1.0) & ((nearest_any > 0) | (nearest <= _RADII2[0]))
+    paired = (nearest < 1.0) & ((nearest_any > 0) | (nearest <= TISEAN_RADII2[0]))
 
     # Only the references that have ties are ranked (one host sync per chunk); unpaired
     # references need no neighbour.
     refs, rows = (tied & paired).nonzero(as_tuple=True)
     if refs.numel():
-        radii2 = dist2.new_tensor(_RADII2)
+        radii2 = dist2.new_tensor(TISEAN_RADII2)
         # Settled on the first pass whose radius covers a candidate (the last pass covers all).
-        settled = torch.searchsorted(radii2, nearest_any[refs, rows].contiguous()).clamp_(max=len(_RADII2) - 1)
-        inverse = dist2.new_tensor(_INVERSE_RADII)[settled][:, None]  # 1/eps of that pass
+        settled = torch.searchsorted(radii2, nearest_any[refs, rows].contiguous()).clamp_(max=len(TISEAN_RADII2) - 1)
+        inverse = dist2.new_tensor(TISEAN_INVERSE_RADII)[settled][:, None]  # 1/eps of that pass
         # Box indices without TISEAN's wrap-around: a tied candidate is within eps in every
         # coordinate, so its box differs from the reference's by -1, 0 or 1 either way. The
         # visit order is (x box, y box, -index); the reference's own box is the same constant

@@ -103,8 +103,7 @@ def largest_lyapunov(
     ``neighbours`` picks the pairing rule, ``"nolds"`` or ``"tisean"`` (module docstring).
 
     ``backend``: ``"auto"`` (the compiled loop on the CPU, the tensor passes elsewhere), ``"loop"``
-    or ``"tensor"`` (module docstring). Both use ``torch.get_num_threads()``
-    CPU threads.
+    or ``"tensor"`` (module docstring). Both use ``torch.get_num_threads()`` CPU threads.
 
     The tensor passes compute pairwise distances for at most ``max_chunk_elements`` entries at a
     time (default on the CPU: 2**19 per torch thread, up to four, see `cpu_chunk_elements`; 2**25

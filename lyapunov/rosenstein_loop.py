@@ -28,32 +28,28 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from lyapunov.neighbours import tisean_radii
+from lyapunov.neighbours import ABOVE_TIE_LIMIT, TISEAN_INVERSE_RADII, TISEAN_RADII2
 
 BLOCK = 16  # pairs per product; BLOCK * 62 < 1022 keeps every product a normal float
 _LOW, _HIGH = 2.0**-62, 2.0**62
-_ABOVE_TIE_LIMIT = 1.0 + 2.0**-49  # a root's rounding interval spans less than 2**-51 of the square
-_TISEAN_RADII2, _TISEAN_INVERSE_RADII = (np.array(radii) for radii in tisean_radii())
+_TISEAN_RADII2, _TISEAN_INVERSE_RADII = np.array(TISEAN_RADII2), np.array(TISEAN_INVERSE_RADII)
 SEQUENTIAL_TERMS = 8  # numpy adds fewer terms than this one after another
 MAX_EMB_DIM = 128  # numpy's pairwise sum is one block up to here (beyond, the tensor passes)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _numpy_order_sum(terms: np.ndarray, start: int, count: int) -> float:
-    """numpy's pairwise sum of ``terms[start : start + count]`` for ``count <= MAX_EMB_DIM`` (see
-    ``rosenstein._numpy_sum``; above that numpy splits the terms in halves, recursively)."""
-    if count < SEQUENTIAL_TERMS:
-        total = terms[start]
-        for i in range(start + 1, start + count):
-            total += terms[i]
-        return total
-    lanes = terms[start : start + 8].copy()
-    end = start + count - count % 8
-    for i in range(start + 8, end, 8):
+def _numpy_order_sum(terms: np.ndarray) -> float:
+    """numpy's pairwise sum of SEQUENTIAL_TERMS to MAX_EMB_DIM terms: eight running sums combined as
+    a tree, then the remainder in order (see ``rosenstein._numpy_sum``; above MAX_EMB_DIM numpy
+    splits the terms in halves, recursively)."""
+    count = len(terms)
+    lanes = terms[:8].copy()
+    end = count - count % 8
+    for i in range(8, end, 8):
         for lane in range(8):
             lanes[lane] += terms[i + lane]
     total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-    for i in range(end, start + count):
+    for i in range(end, count):
         total += terms[i]
     return total
 
@@ -69,7 +65,7 @@ def _squared_distances(x, a, a_moves, b, count, emb_dim, lag, out, terms):
             for e in range(emb_dim):
                 d = x[a + t * a_moves + e * lag] - x[b + t + e * lag]
                 terms[e] = d * d
-            out[t] = _numpy_order_sum(terms, 0, emb_dim)
+            out[t] = _numpy_order_sum(terms)
     elif a_moves:
         # Coordinate by coordinate, so that each pass is a loop over t that vectorizes; each
         # entry's sum still runs over the coordinates in order, as numpy's below eight terms.
@@ -118,7 +114,7 @@ def _nearest_neighbours(x, m, emb_dim, lag, min_tsep, neighbour, row, terms):
         nearest = _smallest(row, m)
         # The first candidate whose root rounds as the nearest's: only those within the bound
         # can, and the root is taken only for the few that are not the nearest itself.
-        bound = nearest * _ABOVE_TIE_LIMIT
+        bound = nearest * ABOVE_TIE_LIMIT
         neighbour[i] = 0  # numpy's argmin of a row at infinity (or NaN: a degenerate series)
         for j in range(m):
             if row[j] <= bound and (row[j] == nearest or math.sqrt(row[j]) == math.sqrt(nearest)):
